@@ -1,0 +1,474 @@
+"""The Binance USDⓈ-M REST surface (fapi, the sub-account sapi endpoints) over the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from bot.paper import errors, wire
+from bot.paper.ledger import Ledger, OrderRequest
+from bot.paper.state import Account
+from bot.paper.userstream import UserStreams
+
+
+class Security(Enum):
+    NONE = "none"
+    API_KEY = "api_key"  # listen key endpoints: the key, no signature
+    SIGNED = "signed"
+    MASTER = "master"  # signed by the master account's key
+
+
+@dataclass(slots=True)
+class Call:
+    """One request as the handlers see it: merged params and the authenticated account."""
+
+    params: dict[str, str]
+    account: Account | None
+
+    def get(self, name: str) -> str | None:
+        value = self.params.get(name)
+        return value if value not in (None, "") else None
+
+    def need(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise errors.mandatory(name)
+        return value
+
+    def decimal(self, name: str) -> Decimal | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise errors.illegal(name, "decimal") from None
+        if not number.is_finite():
+            raise errors.illegal(name, "decimal")
+        return number
+
+    def flag(self, name: str) -> bool:
+        value = (self.get(name) or "false").lower()
+        if value not in ("true", "false"):
+            raise errors.illegal(name, "true/false")
+        return value == "true"
+
+    def int(self, name: str, default: int) -> int:
+        value = self.get(name)
+        if value is None:
+            return default
+        if not value.lstrip("-").isdigit():
+            raise errors.illegal(name, "integer")
+        return int(value)
+
+    @property
+    def me(self) -> Account:
+        assert self.account is not None
+        return self.account
+
+
+Handler = Callable[[Call], Any]
+
+
+def _split_signature(raw: str) -> tuple[str, str | None]:
+    """Removes `signature=...` from a raw query or body; returns what was signed and the signature."""
+    if not raw:
+        return "", None
+    kept, signature = [], None
+    for part in raw.split("&"):
+        if part.startswith("signature="):
+            signature = part[len("signature=") :]
+        else:
+            kept.append(part)
+    return "&".join(kept), signature
+
+
+class BinanceApi:
+    """Routes, authentication and the JSON answers of the Binance futures API."""
+
+    def __init__(self, ledger: Ledger, streams: UserStreams, master_key: str | None) -> None:
+        self.ledger = ledger
+        self.streams = streams
+        self.master_key = master_key
+        self.routes: dict[tuple[str, str], tuple[Security, Handler]] = {}
+        self._register()
+
+    def add_to(self, app: web.Application) -> None:
+        for method, path in self.routes:
+            app.router.add_route(method, path, self._endpoint)
+        app.router.add_get("/private/ws", self.streams.handle_ws)
+        app.router.add_get("/ws/{listen_key}", self.streams.handle_ws)
+
+    # -- request plumbing --------------------------------------------------------------------------
+
+    async def _endpoint(self, request: web.Request) -> web.Response:
+        try:
+            security, handler = self.routes[(request.method, request.path)]
+            call = await self._authenticate(request, security)
+            result = handler(call)
+            if isinstance(result, Awaitable):
+                result = await result
+            return web.Response(text=json.dumps(result), content_type="application/json")
+        except errors.BinanceError as exc:
+            return web.Response(status=exc.status, text=json.dumps(exc.body()), content_type="application/json")
+
+    async def _authenticate(self, request: web.Request, security: Security) -> Call:
+        raw_query = request.rel_url.raw_query_string
+        raw_body = await request.text() if request.can_read_body else ""
+        params = dict(parse_qsl(raw_query, keep_blank_values=True))
+        params.update(parse_qsl(raw_body, keep_blank_values=True))
+        if security is Security.NONE:
+            return Call(params, None)
+        api_key = request.headers.get("X-MBX-APIKEY")
+        if not api_key:
+            raise errors.api_key_format()
+        account = self.ledger.by_key(api_key)
+        if account is None:
+            raise errors.invalid_api_key()
+        if security is Security.MASTER and api_key != self.master_key:
+            raise errors.invalid_api_key()
+        if security is Security.API_KEY:
+            return Call(params, account)
+        signed_query, sig_q = _split_signature(raw_query)
+        signed_body, sig_b = _split_signature(raw_body)
+        signature = sig_q or sig_b
+        if signature is None:
+            raise errors.mandatory("signature")
+        expected = hmac.new(account.api_secret.encode(), (signed_query + signed_body).encode(), hashlib.sha256)
+        if not hmac.compare_digest(expected.hexdigest(), signature.lower()):
+            raise errors.bad_signature()
+        self._check_timestamp(params)
+        params.pop("signature", None)
+        return Call(params, account)
+
+    def _check_timestamp(self, params: dict[str, str]) -> None:
+        stamp = params.get("timestamp", "")
+        if not stamp.isdigit():
+            raise errors.mandatory("timestamp")
+        window = params.get("recvWindow", "5000")
+        if not window.isdigit():
+            raise errors.illegal("recvWindow", "integer")
+        if int(window) > 60000:
+            raise errors.BinanceError(-1131, "recvWindow must be less than 60000")
+        now = self.ledger.clock_ms()
+        if not (int(stamp) < now + 1000 and now - int(stamp) <= int(window)):
+            raise errors.outside_recv_window()
+
+    def _register(self) -> None:
+        public, signed = Security.NONE, Security.SIGNED
+        table: list[tuple[str, str, Security, Handler]] = [
+            ("GET", "/fapi/v1/ping", public, lambda c: {}),
+            ("GET", "/fapi/v1/time", public, lambda c: {"serverTime": self.ledger.clock_ms()}),
+            ("GET", "/fapi/v1/exchangeInfo", public, lambda c: wire.exchange_info(self.ledger, self.ledger.clock_ms())),
+            ("GET", "/fapi/v1/ticker/24hr", public, self.ticker_24hr),
+            ("GET", "/fapi/v1/ticker/price", public, self.ticker_price),
+            ("GET", "/fapi/v2/ticker/price", public, self.ticker_price),
+            ("GET", "/fapi/v1/ticker/bookTicker", public, self.book_ticker),
+            ("GET", "/fapi/v1/premiumIndex", public, self.premium_index),
+            ("GET", "/fapi/v2/account", signed, lambda c: self.account(c, with_positions=True)),
+            ("GET", "/fapi/v3/account", signed, lambda c: self.account(c, with_positions=False)),
+            ("GET", "/fapi/v2/balance", signed, self.balance),
+            ("GET", "/fapi/v3/balance", signed, self.balance),
+            ("GET", "/fapi/v2/positionRisk", signed, lambda c: self.position_risk(c, every_symbol=True)),
+            ("GET", "/fapi/v3/positionRisk", signed, lambda c: self.position_risk(c, every_symbol=False)),
+            ("GET", "/fapi/v1/leverageBracket", signed, self.leverage_bracket),
+            ("POST", "/fapi/v1/leverage", signed, self.set_leverage),
+            ("POST", "/fapi/v1/marginType", signed, self.set_margin_type),
+            ("POST", "/fapi/v1/positionSide/dual", signed, self.set_dual_side),
+            ("GET", "/fapi/v1/positionSide/dual", signed, lambda c: {"dualSidePosition": c.me.dual_side}),
+            ("GET", "/fapi/v1/symbolConfig", signed, self.symbol_config),
+            ("GET", "/fapi/v1/commissionRate", signed, self.commission_rate),
+            ("POST", "/fapi/v1/order", signed, self.new_order),
+            ("GET", "/fapi/v1/order", signed, self.query_order),
+            ("DELETE", "/fapi/v1/order", signed, self.cancel_order),
+            ("GET", "/fapi/v1/openOrder", signed, self.query_open_order),
+            ("GET", "/fapi/v1/openOrders", signed, self.open_orders),
+            ("GET", "/fapi/v1/allOrders", signed, self.all_orders),
+            ("DELETE", "/fapi/v1/allOpenOrders", signed, self.cancel_all),
+            ("POST", "/fapi/v1/algoOrder", signed, self.new_algo),
+            ("GET", "/fapi/v1/algoOrder", signed, self.query_algo),
+            ("DELETE", "/fapi/v1/algoOrder", signed, self.cancel_algo),
+            ("GET", "/fapi/v1/openAlgoOrders", signed, self.open_algos),
+            ("GET", "/fapi/v1/allAlgoOrders", signed, self.all_algos),
+            ("DELETE", "/fapi/v1/algoOpenOrders", signed, self.cancel_all_algos),
+            ("GET", "/fapi/v1/userTrades", signed, self.user_trades),
+            ("GET", "/fapi/v1/income", signed, self.income),
+            ("POST", "/fapi/v1/listenKey", Security.API_KEY, lambda c: {"listenKey": self.streams.create_key(c.me)}),
+            (
+                "PUT",
+                "/fapi/v1/listenKey",
+                Security.API_KEY,
+                lambda c: {"listenKey": self.streams.keep_alive(c.me, c.get("listenKey"))},
+            ),
+            ("DELETE", "/fapi/v1/listenKey", Security.API_KEY, self.close_listen_key),
+            ("POST", "/sapi/v1/sub-account/universalTransfer", Security.MASTER, self.universal_transfer),
+            ("GET", "/sapi/v1/sub-account/universalTransfer", Security.MASTER, self.transfer_history),
+            ("GET", "/sapi/v1/sub-account/list", Security.MASTER, self.sub_accounts),
+        ]
+        for method, path, security, handler in table:
+            self.routes[(method, path)] = (security, handler)
+
+    # -- market data -------------------------------------------------------------------------------
+
+    def _symbols(self, call: Call) -> list[str]:
+        symbol = call.get("symbol")
+        return [self.ledger.market(symbol).symbol] if symbol else list(self.ledger.markets)
+
+    def _one_or_all(self, call: Call, render: Callable[[str, int], dict[str, Any]]) -> Any:
+        now = self.ledger.clock_ms()
+        rows = [render(s, now) for s in self._symbols(call)]
+        return rows[0] if call.get("symbol") else rows
+
+    def ticker_24hr(self, call: Call) -> Any:
+        return self._one_or_all(call, lambda s, now: wire.ticker_24hr(self.ledger, s, now))
+
+    def ticker_price(self, call: Call) -> Any:
+        return self._one_or_all(call, lambda s, now: wire.ticker_price(self.ledger, s, now))
+
+    def premium_index(self, call: Call) -> Any:
+        return self._one_or_all(call, lambda s, now: wire.premium_index(self.ledger, s, now))
+
+    def book_ticker(self, call: Call) -> Any:
+        def render(symbol: str, now: int) -> dict[str, Any]:
+            spec, last = self.ledger.markets[symbol], self.ledger.prices[symbol].last
+            return {
+                "symbol": symbol,
+                "bidPrice": wire.fmt(last - spec.tick_size),
+                "bidQty": "10",
+                "askPrice": wire.fmt(last),
+                "askQty": "10",
+                "time": now,
+                "lastUpdateId": now,
+            }
+
+        return self._one_or_all(call, render)
+
+    # -- account -----------------------------------------------------------------------------------
+
+    def account(self, call: Call, with_positions: bool) -> Any:
+        return wire.account(self.ledger, call.me, self.ledger.clock_ms(), with_positions)
+
+    def balance(self, call: Call) -> Any:
+        figs = self.ledger.figures(call.me)
+        return [
+            {
+                "accountAlias": "SgsR",
+                "asset": "USDT",
+                "balance": wire.money(figs.wallet),
+                "crossWalletBalance": wire.money(figs.wallet),
+                "crossUnPnl": wire.money(figs.unrealized),
+                "availableBalance": wire.money(figs.available),
+                "maxWithdrawAmount": wire.money(figs.max_withdraw),
+                "marginAvailable": True,
+                "updateTime": self.ledger.clock_ms(),
+            }
+        ]
+
+    def position_risk(self, call: Call, every_symbol: bool) -> Any:
+        me = call.me
+        rows = []
+        for symbol in self._symbols(call):
+            pos = me.positions.get(symbol)
+            has_orders = any(o.symbol == symbol for o in me.open_orders.values())
+            if every_symbol or (pos is not None and pos.amount) or has_orders:
+                row = wire.position_risk(self.ledger, me, me.position(symbol))
+                if every_symbol:
+                    config = wire.symbol_config(self.ledger, me, symbol)
+                    row |= {
+                        "leverage": str(config["leverage"]),
+                        "maxNotionalValue": config["maxNotionalValue"],
+                        "marginType": "cross" if config["marginType"] == "CROSSED" else "isolated",
+                        "isAutoAddMargin": "false",
+                    }
+                rows.append(row)
+        return rows
+
+    def leverage_bracket(self, call: Call) -> Any:
+        rows = [wire.leverage_brackets(self.ledger.markets[s]) for s in self._symbols(call)]
+        return rows[0] if call.get("symbol") else rows
+
+    def set_leverage(self, call: Call) -> Any:
+        symbol = call.need("symbol")
+        leverage, cap = self.ledger.set_leverage(call.me, symbol, call.get("leverage"))
+        return {"leverage": leverage, "maxNotionalValue": wire.fmt(cap), "symbol": symbol}
+
+    def set_margin_type(self, call: Call) -> Any:
+        self.ledger.set_margin_type(call.me, call.need("symbol"), call.get("marginType"))
+        return {"code": 200, "msg": "success"}
+
+    def set_dual_side(self, call: Call) -> Any:
+        self.ledger.set_dual_side(call.me, call.flag("dualSidePosition"))
+        return {"code": 200, "msg": "success"}
+
+    def symbol_config(self, call: Call) -> Any:
+        return [wire.symbol_config(self.ledger, call.me, s) for s in self._symbols(call)]
+
+    def commission_rate(self, call: Call) -> Any:
+        symbol = self.ledger.market(call.need("symbol")).symbol
+        return {
+            "symbol": symbol,
+            "makerCommissionRate": wire.fmt(self.ledger.maker_rate),
+            "takerCommissionRate": wire.fmt(self.ledger.taker_rate),
+        }
+
+    # -- orders ------------------------------------------------------------------------------------
+
+    def _order_request(self, call: Call) -> OrderRequest:
+        return OrderRequest(
+            symbol=call.need("symbol"),
+            side=call.need("side"),
+            type=call.get("type") or call.need("orderType"),
+            quantity=call.decimal("quantity"),
+            price=call.decimal("price"),
+            time_in_force=call.get("timeInForce"),
+            reduce_only=call.flag("reduceOnly"),
+            close_position=call.flag("closePosition"),
+            client_id=call.get("newClientOrderId") or call.get("clientAlgoId"),
+            trigger_price=call.decimal("triggerPrice") or call.decimal("stopPrice"),
+            working_type=call.get("workingType") or "CONTRACT_PRICE",
+            position_side=call.get("positionSide") or "BOTH",
+        )
+
+    def new_order(self, call: Call) -> Any:
+        return wire.order(self.ledger.place_order(call.me, self._order_request(call)))
+
+    def query_order(self, call: Call) -> Any:
+        order = self.ledger.find_order(call.me, call.need("symbol"), call.get("orderId"), call.get("origClientOrderId"))
+        return wire.order(order)
+
+    def query_open_order(self, call: Call) -> Any:
+        order = self.ledger.find_order(call.me, call.need("symbol"), call.get("orderId"), call.get("origClientOrderId"))
+        if not order.is_open:
+            raise errors.order_does_not_exist()
+        return wire.order(order)
+
+    def cancel_order(self, call: Call) -> Any:
+        order = self.ledger.cancel_order(
+            call.me, call.need("symbol"), call.get("orderId"), call.get("origClientOrderId")
+        )
+        return wire.order(order)
+
+    def open_orders(self, call: Call) -> Any:
+        symbols = set(self._symbols(call))
+        return [wire.order(o) for o in call.me.open_orders.values() if o.symbol in symbols]
+
+    def all_orders(self, call: Call) -> Any:
+        symbol = self.ledger.market(call.need("symbol")).symbol
+        rows = [o for o in call.me.orders.values() if o.symbol == symbol and self._in_window(call, o.time_ms)]
+        return [wire.order(o) for o in rows[-min(call.int("limit", 500), 1000) :]]
+
+    def cancel_all(self, call: Call) -> Any:
+        self.ledger.cancel_all(call.me, call.need("symbol"))
+        return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+    def new_algo(self, call: Call) -> Any:
+        if call.get("algoType") != "CONDITIONAL":
+            raise errors.mandatory("algoType")
+        return wire.algo_order(self.ledger.place_algo(call.me, self._order_request(call)))
+
+    def query_algo(self, call: Call) -> Any:
+        return wire.algo_order(self.ledger.find_algo(call.me, call.get("algoId"), call.get("clientAlgoId")))
+
+    def cancel_algo(self, call: Call) -> Any:
+        algo = self.ledger.find_algo(call.me, call.get("algoId"), call.get("clientAlgoId"))
+        self.ledger.cancel_algo(call.me, algo)
+        return {"algoId": algo.algo_id, "clientAlgoId": algo.client_algo_id, "code": "200", "msg": "success"}
+
+    def open_algos(self, call: Call) -> Any:
+        symbols = set(self._symbols(call))
+        return [wire.algo_order(a) for a in call.me.algo_orders.values() if a.is_open and a.symbol in symbols]
+
+    def all_algos(self, call: Call) -> Any:
+        symbols = set(self._symbols(call))
+        return [wire.algo_order(a) for a in call.me.algo_orders.values() if a.symbol in symbols]
+
+    def cancel_all_algos(self, call: Call) -> Any:
+        symbol = self.ledger.market(call.need("symbol")).symbol
+        for algo in [a for a in call.me.algo_orders.values() if a.is_open and a.symbol == symbol]:
+            self.ledger.cancel_algo(call.me, algo)
+        return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+    # -- history -----------------------------------------------------------------------------------
+
+    def _in_window(self, call: Call, time_ms: int) -> bool:
+        start, end = call.int("startTime", 0), call.int("endTime", 2**62)
+        return start <= time_ms <= end
+
+    def user_trades(self, call: Call) -> Any:
+        symbol = self.ledger.market(call.need("symbol")).symbol
+        from_id = call.int("fromId", 0)
+        rows = [
+            t
+            for t in call.me.trades
+            if t.symbol == symbol and t.trade_id >= from_id and self._in_window(call, t.time_ms)
+        ]
+        limit = min(call.int("limit", 500), 1000)
+        return [wire.user_trade(t) for t in (rows[:limit] if from_id else rows[-limit:])]
+
+    def income(self, call: Call) -> Any:
+        symbol, kind = call.get("symbol"), call.get("incomeType")
+        rows = [
+            i
+            for i in call.me.income
+            if (symbol is None or i.symbol == symbol)
+            and (kind is None or i.income_type == kind)
+            and self._in_window(call, i.time_ms)
+        ]
+        limit = min(call.int("limit", 100), 1000)
+        return [wire.income(i) for i in (rows[:limit] if call.get("startTime") else rows[-limit:])]
+
+    def close_listen_key(self, call: Call) -> Any:
+        self.streams.close_key(call.me, call.get("listenKey"))
+        return {}
+
+    # -- sub-accounts ------------------------------------------------------------------------------
+
+    def universal_transfer(self, call: Call) -> Any:
+        master = call.me
+        for side in ("fromAccountType", "toAccountType"):
+            if call.need(side) != "USDT_FUTURE":
+                raise errors.BinanceError(
+                    -1100,
+                    f"Illegal characters found in parameter '{side}'; "
+                    "the paper exchange moves USDT_FUTURE wallets only.",
+                )
+        amount = call.decimal("amount")
+        if amount is None:
+            raise errors.mandatory("amount")
+        transfer = self.ledger.universal_transfer(
+            call.get("fromEmail") or master.email,
+            call.get("toEmail") or master.email,
+            amount,
+            call.need("asset"),
+            call.get("clientTranId"),
+        )
+        return wire.transfer(transfer)
+
+    def transfer_history(self, call: Call) -> Any:
+        wanted = call.get("clientTranId")
+        rows = [t for t in self.ledger.transfers.values() if wanted is None or t.client_tran_id == wanted]
+        return {"result": [wire.transfer_record(t) for t in rows], "totalCount": len(rows)}
+
+    def sub_accounts(self, call: Call) -> Any:
+        subs = [a for a in self.ledger.accounts.values() if a is not call.me]
+        return {
+            "subAccounts": [
+                {
+                    "email": a.email,
+                    "isFreeze": not a.key_enabled,
+                    "createTime": 1689744671462,
+                    "isManagedSubAccount": False,
+                    "isAssetManagementSubAccount": False,
+                }
+                for a in subs
+            ]
+        }

@@ -1,0 +1,1 @@
+"""The exchange edge: ccxt clients and everything that touches the network."""

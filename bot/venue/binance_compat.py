@@ -1,0 +1,78 @@
+"""Builds ccxt clients for a Binance USDⓈ-M compatible base URL (the paper exchange, or a relay).
+
+This is the one place that points ccxt at such a URL; the daemon, tests and benchmarks all use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
+
+# Every REST entry of ccxt's binanceusdm that a USDⓈ-M account reaches, and the path each maps to.
+_REST_PATHS = {
+    "fapiPublic": "/fapi/v1",
+    "fapiPublicV2": "/fapi/v2",
+    "fapiPublicV3": "/fapi/v3",
+    "fapiPrivate": "/fapi/v1",
+    "fapiPrivateV2": "/fapi/v2",
+    "fapiPrivateV3": "/fapi/v3",
+    "fapiData": "/futures/data",
+    "sapi": "/sapi/v1",
+    "sapiV2": "/sapi/v2",
+    "sapiV3": "/sapi/v3",
+    "sapiV4": "/sapi/v4",
+}
+
+
+def _ws_url(base_url: str) -> str:
+    scheme, rest = base_url.split("://", 1)
+    return ("wss" if scheme == "https" else "ws") + "://" + rest + "/ws"
+
+
+def linear_error_table(exchange: Any) -> None:
+    """Applies ccxt's USDⓈ-M error table to every URL: ccxt chooses it by Binance's host names only."""
+    linear = exchange.exceptions.get("linear", {})
+    exchange.exceptions["exact"] = {**exchange.exceptions["exact"], **linear.get("exact", {})}
+    exchange.exceptions["broad"] = {**exchange.exceptions["broad"], **linear.get("broad", {})}
+
+
+def build_binanceusdm(
+    base_url: str,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    *,
+    stream: bool = False,
+    timeout_ms: int = 10_000,
+    enable_rate_limit: bool = False,
+) -> Any:
+    """A `binanceusdm` client (ccxt.pro when `stream`) whose every fapi, sapi and websocket URL is `base_url`.
+
+    ccxt's own retries stay off and its rate limiter is off unless asked for: the bot owns both.
+    """
+    base_url = base_url.rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise ValueError(f"base URL must start with http:// or https://, got {base_url!r}")
+    module = ccxt_pro if stream else ccxt_async
+    config: dict[str, Any] = {
+        "timeout": timeout_ms,
+        "enableRateLimit": enable_rate_limit,
+        "options": {
+            "fetchCurrencies": False,
+            "maxRetriesOnFailure": 0,
+            "adjustForTimeDifference": False,
+        },
+    }
+    if api_key is not None:
+        config["apiKey"] = api_key
+    if api_secret is not None:
+        config["secret"] = api_secret
+    exchange = module.binanceusdm(config)
+    api = exchange.urls["api"]
+    for name, path in _REST_PATHS.items():
+        api[name] = base_url + path
+    if stream:
+        api["ws"] = {**api["ws"], "linear": _ws_url(base_url)}
+    linear_error_table(exchange)
+    return exchange
