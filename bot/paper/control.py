@@ -50,7 +50,7 @@ class ControlApi:
 
     def add_to(self, app: web.Application) -> None:
         r = app.router
-        r.add_get("/_paper/health", lambda _: self._ok({"status": "ok"}))
+        r.add_get("/_paper/health", self.health)
         r.add_get("/_paper/accounts", self.list_accounts)
         r.add_post("/_paper/accounts", self.create_account)
         r.add_get("/_paper/accounts/{name}", self.account_state)
@@ -61,7 +61,7 @@ class ControlApi:
         r.add_post("/_paper/prices", self.set_prices)
         r.add_post("/_paper/random-walk", self.random_walk)
         r.add_post("/_paper/funding", self.funding)
-        r.add_get("/_paper/faults", lambda _: self._ok({"faults": self.x.faults.listing()}))
+        r.add_get("/_paper/faults", self.list_faults)
         r.add_post("/_paper/faults", self.add_fault)
         r.add_delete("/_paper/faults", self.clear_faults)
         r.add_post("/_paper/ws/drop", self.drop_ws)
@@ -73,8 +73,11 @@ class ControlApi:
             raise web.HTTPForbidden(text="the paper exchange's control API answers loopback clients only")
         return await handler(request)
 
-    async def _ok(self, data: Any) -> web.Response:
-        return _reply(data)
+    async def health(self, request: web.Request) -> web.Response:
+        return _reply({"status": "ok"})
+
+    async def list_faults(self, request: web.Request) -> web.Response:
+        return _reply({"faults": self.x.faults.listing()})
 
     def _account(self, request: web.Request) -> Account:
         account = self.x.ledger.accounts.get(request.match_info["name"])

@@ -74,7 +74,8 @@ class Figures:
 
     @property
     def available(self) -> Decimal:
-        return self.margin_balance - self.initial_margin
+        """Binance's "available for order": never below zero, so free + used can exceed the total."""
+        return max(ZERO, self.margin_balance - self.initial_margin)
 
     @property
     def max_withdraw(self) -> Decimal:
