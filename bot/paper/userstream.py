@@ -18,7 +18,7 @@ from bot.paper.state import Account, Order, Trade
 LISTEN_KEY_VALIDITY_MS = 60 * 60 * 1000
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Subscriber:
     ws: web.WebSocketResponse
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
