@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -14,12 +15,27 @@ from bot.venue.binance_compat import build_binanceusdm
 
 ACCOUNTS: dict[str, Any] = {
     "accounts": [
-        {"name": "lead", "api_key": "lead-key-000001", "api_secret": "lead-secret-000001",
-         "email": "lead@paper.local", "usdt": "20000"},
-        {"name": "alice", "api_key": "alice-key-000001", "api_secret": "alice-secret-000001",
-         "email": "alice@paper.local", "usdt": "1000"},
-        {"name": "bob", "api_key": "bob-key-000001", "api_secret": "bob-secret-000001",
-         "email": "bob@paper.local", "usdt": "10000"},
+        {
+            "name": "lead",
+            "api_key": "lead-key-000001",
+            "api_secret": "lead-secret-000001",
+            "email": "lead@paper.local",
+            "usdt": "20000",
+        },
+        {
+            "name": "alice",
+            "api_key": "alice-key-000001",
+            "api_secret": "alice-secret-000001",
+            "email": "alice@paper.local",
+            "usdt": "1000",
+        },
+        {
+            "name": "bob",
+            "api_key": "bob-key-000001",
+            "api_secret": "bob-secret-000001",
+            "email": "bob@paper.local",
+            "usdt": "10000",
+        },
     ],
     "master": {"api_key": "master-key-000001", "api_secret": "master-secret-000001"},
     "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
@@ -64,8 +80,7 @@ class Paper:
         return Decimal((await self.state(name))["account"]["totalWalletBalance"])
 
     async def close(self) -> None:
-        for client in self._clients:
-            await client.close()
+        await asyncio.gather(*(client.close() for client in self._clients))
 
 
 @asynccontextmanager

@@ -82,6 +82,14 @@ def price_not_positive() -> BinanceError:
     return BinanceError(-4001, "Price less than 0.")
 
 
+def price_below_min() -> BinanceError:
+    return BinanceError(-4013, "Price less than min price.")
+
+
+def price_above_max(limit: str) -> BinanceError:
+    return BinanceError(-4016, f"Limit price can't be higher than {limit}.")
+
+
 def price_off_tick() -> BinanceError:
     return BinanceError(-4014, "Price not increased by tick size.")
 

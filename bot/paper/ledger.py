@@ -274,7 +274,11 @@ class Ledger:
             raise errors.precision_over_max()
         if price <= 0:
             raise errors.price_not_positive()
-        if price % spec.tick_size or not spec.min_price <= price <= spec.max_price:
+        if price < spec.min_price:
+            raise errors.price_below_min()
+        if price > spec.max_price:
+            raise errors.price_above_max(f"{spec.max_price:f}")
+        if price % spec.tick_size:
             raise errors.price_off_tick()
         return price
 

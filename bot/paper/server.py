@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import random
+import signal
 import time
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -194,13 +195,17 @@ class PaperExchange:
 
 
 async def serve_forever(config: PaperConfig, host: str, port: int, extra_markets: int = 0) -> None:
+    """Runs until SIGTERM or SIGINT, then closes every connection and returns."""
     exchange = PaperExchange(config, extra_markets)
     url = await exchange.start(host, port)
-    print(
-        json.dumps({"event": "paper_exchange_started", "url": url, "accounts": [a.name for a in config.accounts]}),
-        flush=True,
-    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    accounts = [a.name for a in config.accounts]
+    print(json.dumps({"event": "paper_exchange_started", "url": url, "accounts": accounts}), flush=True)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await exchange.stop()
+        print(json.dumps({"event": "paper_exchange_stopped", "url": url}), flush=True)

@@ -41,8 +41,13 @@ async def test_signature_over_query_string_and_over_form_body(paper: Paper) -> N
 
 async def test_tampered_body_is_a_bad_signature(paper: Paper) -> None:
     key, secret = paper.keys("alice")
-    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.002",
-             "timestamp": int(time.time() * 1000)}
+    order = {
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "MARKET",
+        "quantity": "0.002",
+        "timestamp": int(time.time() * 1000),
+    }
     tampered = signed(secret, order).replace("quantity=0.002", "quantity=0.020")
     status, body, _ = await _raw(paper, "POST", "/fapi/v1/order", body=tampered, key=key)
     assert (status, body["code"]) == (400, -1022)
@@ -72,13 +77,15 @@ async def test_disabled_key_is_rejected_like_a_revoked_one(paper: Paper) -> None
         await paper.client("alice").fetch_balance()
 
 
-@pytest.mark.parametrize(("kind", "error"), [("429", ccxt.DDoSProtection), ("418", ccxt.DDoSProtection),
-                                             ("503", ccxt.ExchangeNotAvailable)])
+@pytest.mark.parametrize(
+    ("kind", "error"), [("429", ccxt.DDoSProtection), ("418", ccxt.DDoSProtection), ("503", ccxt.ExchangeNotAvailable)]
+)
 async def test_error_faults_answer_without_executing(paper: Paper, kind: str, error: type[Exception]) -> None:
     ex = paper.client("alice")
     await ex.load_markets()
-    await paper.control("POST", "/faults", {"path": "/fapi/v1/order", "method": "POST", "kind": kind,
-                                            "count": 1, "retry_after": 3})
+    await paper.control(
+        "POST", "/faults", {"path": "/fapi/v1/order", "method": "POST", "kind": kind, "count": 1, "retry_after": 3}
+    )
     with pytest.raises(error):
         await ex.create_order(BTC, "market", "buy", 0.002, params={"clientOrderId": f"fault-{kind}"})
     with pytest.raises(ccxt.OrderNotFound):
@@ -98,8 +105,9 @@ async def test_rate_limit_answer_carries_retry_after(paper: Paper) -> None:
 async def test_late_answer_times_out_but_the_order_executed_once(paper: Paper) -> None:
     ex = paper.client("alice", timeout_ms=300)
     await ex.load_markets()
-    await paper.control("POST", "/faults", {"path": "/fapi/v1/order", "method": "POST", "kind": "delay",
-                                            "delay_s": 1.0})
+    await paper.control(
+        "POST", "/faults", {"path": "/fapi/v1/order", "method": "POST", "kind": "delay", "delay_s": 1.0}
+    )
     with pytest.raises(ccxt.RequestTimeout):
         await ex.create_order(BTC, "market", "buy", 0.002, params={"clientOrderId": "slow-1"})
     found = await ex.fetch_order(None, BTC, params={"origClientOrderId": "slow-1"})
@@ -111,8 +119,9 @@ async def test_late_answer_times_out_but_the_order_executed_once(paper: Paper) -
 async def test_dropped_connection_with_and_without_execution(paper: Paper, execute: bool) -> None:
     ex = paper.client("alice")
     await ex.load_markets()
-    await paper.control("POST", "/faults", {"path": "/fapi/v1/order", "method": "POST", "kind": "drop",
-                                            "execute": execute})
+    await paper.control(
+        "POST", "/faults", {"path": "/fapi/v1/order", "method": "POST", "kind": "drop", "execute": execute}
+    )
     with pytest.raises(ccxt.NetworkError):
         await ex.create_order(BTC, "market", "buy", 0.002, params={"clientOrderId": "cut-1"})
     if execute:

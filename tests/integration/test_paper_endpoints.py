@@ -185,8 +185,15 @@ async def test_listen_key_endpoints(paper: Paper) -> None:
 
 async def test_sub_account_universal_transfer_is_idempotent_by_client_tran_id(paper: Paper) -> None:
     master = paper.client("master")
-    request = {"fromEmail": "lead@paper.local", "toEmail": "alice@paper.local", "fromAccountType": "USDT_FUTURE",
-               "toAccountType": "USDT_FUTURE", "asset": "USDT", "amount": "60.25", "clientTranId": "settle-2026W47-a"}
+    request = {
+        "fromEmail": "lead@paper.local",
+        "toEmail": "alice@paper.local",
+        "fromAccountType": "USDT_FUTURE",
+        "toAccountType": "USDT_FUTURE",
+        "asset": "USDT",
+        "amount": "60.25",
+        "clientTranId": "settle-2026W47-a",
+    }
     first = await master.sapiPostSubAccountUniversalTransfer(request)
     second = await master.sapiPostSubAccountUniversalTransfer(request)
     assert first == second and first["clientTranId"] == "settle-2026W47-a"
@@ -199,9 +206,16 @@ async def test_sub_account_universal_transfer_is_idempotent_by_client_tran_id(pa
 async def test_sub_account_transfer_needs_the_master_key(paper: Paper) -> None:
     lead = paper.client("lead")
     with pytest.raises(ccxt.AuthenticationError):
-        await lead.sapiPostSubAccountUniversalTransfer({
-            "fromEmail": "alice@paper.local", "toEmail": "lead@paper.local", "fromAccountType": "USDT_FUTURE",
-            "toAccountType": "USDT_FUTURE", "asset": "USDT", "amount": "1"})
+        await lead.sapiPostSubAccountUniversalTransfer(
+            {
+                "fromEmail": "alice@paper.local",
+                "toEmail": "lead@paper.local",
+                "fromAccountType": "USDT_FUTURE",
+                "toAccountType": "USDT_FUTURE",
+                "asset": "USDT",
+                "amount": "1",
+            }
+        )
 
 
 async def test_client_order_id_of_an_open_order_cannot_be_reused(paper: Paper) -> None:

@@ -123,7 +123,7 @@ def assert_same_shape(ours: dict[str, Any], theirs: dict[str, Any], where: str) 
     for key, value in theirs.items():
         expected = kind(value)
         actual = kind(ours[key])
-        if expected == "integer" and actual == "decimal" or expected == "decimal" and actual == "integer":
+        if (expected == "integer" and actual == "decimal") or (expected == "decimal" and actual == "integer"):
             continue  # "0" vs "0.00": the same decimal string, Binance trims zeros on some fields
         assert actual == expected, f"{where}.{key}: {ours[key]!r} is {actual}, Binance sends {value!r} ({expected})"
 
@@ -199,9 +199,10 @@ def class_from_real_binance(code: int, msg: str) -> type[Exception]:
     exchange = ccxt.binanceusdm()
     body = json.dumps({"code": code, "msg": msg})
     try:
-        exchange.handle_errors(400, "Bad Request", "https://fapi.binance.com/fapi/v1/order", "POST", {}, body,
-                               json.loads(body), {}, "")
-    except Exception as exc:  # noqa: BLE001 - the class is the answer
+        exchange.handle_errors(
+            400, "Bad Request", "https://fapi.binance.com/fapi/v1/order", "POST", {}, body, json.loads(body), {}, ""
+        )
+    except Exception as exc:
         return type(exc)
     raise AssertionError(f"ccxt raised nothing for {code}")
 
@@ -224,8 +225,10 @@ async def _error_cases(paper: Paper) -> list[tuple[int, Any]]:
         (-2019, alice.create_order(BTC, "market", "buy", 0.9)),
         (-2022, alice.create_order(BTC, "market", "sell", 0.002, params={"reduceOnly": True})),
         (-4164, alice.create_order(BTC, "market", "buy", 0.001)),
-        (-1111, alice.fapiPrivatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
-                                            "quantity": "0.0015"})),
+        (
+            -1111,
+            alice.fapiPrivatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.0015"}),
+        ),
         (-4028, alice.fapiPrivatePostLeverage({"symbol": "BTCUSDT", "leverage": 200})),
         (-4116, alice.create_order(ETH, "limit", "buy", 0.01, 2800, {"clientOrderId": "taken-1"})),
         (-2013, alice.fetch_order("12345", BTC)),
