@@ -61,7 +61,7 @@ def exchange_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
 def readme_script() -> str:
     text = (ROOT / "README.md").read_text()
     (script,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    return script
+    return str(script)
 
 
 def test_readme_script_trades_against_the_process_then_sigterm_exits_0(
