@@ -245,3 +245,31 @@ async def test_random_walk_is_seeded_and_moves_on_ticks(paper: Paper) -> None:
     assert Decimal(first) % Decimal("0.1") == 0
     await paper.control("POST", "/random-walk", {"seed": 3, "interval_s": 0.01, "volatility": "0.001"})
     await paper.control("POST", "/random-walk", {"enabled": False})
+
+
+async def test_remaining_endpoints_through_ccxt(paper: Paper) -> None:
+    """The endpoints the tests above reach only indirectly, each through the ccxt method that uses it."""
+    ex = paper.client("alice")
+    assert abs(await ex.fetch_time() - ex.milliseconds()) < 5000
+    await ex.create_order(BTC, "market", "buy", 0.002)
+    resting = await ex.create_order(ETH, "limit", "buy", 0.01, 2800)
+    assert (await ex.fetch_open_order(resting["id"], ETH))["status"] == "open"
+    assert len(await ex.fetch_orders(ETH)) == 1
+    v2_positions = await ex.fapiPrivateV2GetPositionRisk()
+    assert {row["symbol"] for row in v2_positions} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+    assert next(r for r in v2_positions if r["symbol"] == "BTCUSDT")["leverage"] == "20"
+    assert [p["symbol"] for p in (await ex.fapiPrivateV2GetAccount())["positions"]] == ["BTCUSDT"]
+    (usdt,) = await ex.fapiPrivateV2GetBalance()
+    assert usdt["asset"] == "USDT"
+    bids_asks = await ex.fetch_bids_asks([BTC])
+    assert bids_asks[BTC]["ask"] == 50000 and bids_asks[BTC]["bid"] == 49999.9
+    assert (await ex.fetch_last_prices([BTC]))[BTC]["price"] == 50000
+    tiers = await ex.fetch_leverage_tiers([BTC])
+    assert tiers[BTC][0]["maxLeverage"] == 125 and tiers[BTC][0]["maxNotional"] == 50000
+    assert (await ex.fetch_position_mode(BTC))["hedged"] is False
+    stop = await ex.create_order(BTC, "STOP_MARKET", "sell", 0.002, None, {"triggerPrice": 40000})
+    assert [o["id"] for o in await ex.fetch_orders(BTC, params={"trigger": True})] == [stop["id"]]
+    await ex.cancel_all_orders(BTC, params={"trigger": True})
+    assert await ex.fetch_open_orders(BTC, params={"trigger": True}) == []
+    subs = await paper.client("master").sapiGetSubAccountList()
+    assert {s["email"] for s in subs["subAccounts"]} == {"lead@paper.local", "alice@paper.local", "bob@paper.local"}
