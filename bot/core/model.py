@@ -1,0 +1,113 @@
+"""The core's vocabulary: markets, lead changes, follower views, intents. Frozen values over Decimal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """What sizing needs of a market: its amount step and minimums (base quantities, USDT notional)."""
+
+    symbol: str
+    step: Decimal
+    min_qty: Decimal
+    min_notional: Decimal
+
+    def truncate(self, qty: Decimal) -> Decimal:
+        """Toward zero onto the step, as ccxt's amount_to_precision (TRUNCATE) does."""
+        steps = (abs(qty) / self.step).to_integral_value(rounding=ROUND_DOWN)
+        result = steps * self.step
+        return result if qty >= 0 else -result
+
+
+def sign(value: Decimal) -> int:
+    return (value > 0) - (value < 0)
+
+
+class Leg(StrEnum):
+    OPEN = "open"
+    REDUCE = "reduce"
+    CLOSE = "close"
+
+
+@dataclass(frozen=True, slots=True)
+class LeadChange:
+    """One observed change of the lead's signed position in a symbol (`L_prev → L_now`)."""
+
+    seq: int
+    symbol: str
+    prev: Decimal
+    now: Decimal
+    fill_price: Decimal | None  # the lead's fill price of the opening part, when known
+
+    @property
+    def kind(self) -> str:
+        if self.now == 0:
+            return "close"
+        if self.prev == 0 or sign(self.prev) == sign(self.now):
+            return "increase" if abs(self.now) > abs(self.prev) else "reduce"
+        return "flip"
+
+
+def lead_fill_price(prev: Decimal, entry_prev: Decimal, now: Decimal, entry_now: Decimal) -> Decimal | None:
+    """The lead's fill price from its average entry prices (SPEC 3): exact for opens and increases.
+
+    For a flip the new position's entry is the fill price; reduces and closes leave no trace in it.
+    """
+    if now == 0:
+        return None
+    if prev == 0 or sign(prev) != sign(now):
+        return entry_now if entry_now > 0 else None
+    if abs(now) <= abs(prev):
+        return None
+    return (entry_now * abs(now) - entry_prev * abs(prev)) / (abs(now) - abs(prev))
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerView:
+    """What the core needs to know of one follower to size its copy of a lead change."""
+
+    name: str
+    copy_equity: Decimal
+    positions: dict[str, Decimal]  # the follower's expected signed positions (its own fills add up to them)
+    max_leverage: Decimal
+    max_slippage_pct: Decimal
+
+    def position(self, symbol: str) -> Decimal:
+        return self.positions.get(symbol, ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """An order the bot means to place: recorded before it is sent."""
+
+    leg: Leg
+    symbol: str
+    side: str  # "buy" / "sell"
+    qty: Decimal
+    reduce_only: bool
+
+    @property
+    def signed_qty(self) -> Decimal:
+        return self.qty if self.side == "buy" else -self.qty
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A copy the rules decided against, with the event name it is logged under."""
+
+    event: str  # sync_skipped_below_minimum, sync_skipped_slippage, sync_skipped_no_headroom
+    symbol: str
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    intents: tuple[Intent, ...] = ()
+    skips: tuple[Skip, ...] = ()
+    clipped: tuple[dict[str, str], ...] = ()  # sync_clipped_by_leverage details
