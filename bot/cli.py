@@ -9,16 +9,83 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+EXIT_CONFIG = 2
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bot", description="copybot: capital-protected Smart Sync copy trading")
     commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="the copy-trading daemon")
+    run.add_argument("--config", type=Path, required=True)
+    check = commands.add_parser("check-config", help="validate a configuration and print a summary")
+    check.add_argument("--config", type=Path, required=True)
+    status = commands.add_parser("status", help="per follower: state, copy equity, PnL, positions, last sync")
+    status.add_argument("--config", type=Path, required=True)
+    demo = commands.add_parser("demo", help="paper exchange, scripted lead and three followers, no keys needed")
+    demo.add_argument("--seconds", type=float, default=60.0)
+    demo.add_argument("--state-dir", type=Path, default=Path("var/demo"))
+    demo.add_argument("--seed", type=int, default=7)
     paper = commands.add_parser("paper-exchange", help="serve the Binance USDⓈ-M compatible paper exchange on loopback")
     paper.add_argument("--accounts", type=Path, required=True, help="accounts file (JSON)")
     paper.add_argument("--port", type=int, default=8900)
     paper.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     paper.add_argument("--markets", type=int, default=0, help="extra synthetic markets to list")
     return parser
+
+
+def _load(path: Path) -> object:
+    """Settings, or exit 2 after listing every problem with its field path."""
+    from bot.settings import ConfigError, load_settings
+
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(f"config error in {path}:", file=sys.stderr)
+        for field, reason in exc.problems:
+            print(f"  {field}: {reason}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _secrets(settings: object) -> list[str]:
+    from bot.settings import Settings
+
+    assert isinstance(settings, Settings)
+    out = []
+    for account in settings.accounts():
+        if account.credentials is not None:
+            out += [account.credentials.api_key.get_secret_value(), account.credentials.api_secret.get_secret_value()]
+    return out
+
+
+def _run(config: Path) -> int:
+    from bot import logs
+    from bot.engine.runtime import Runtime
+    from bot.settings import Settings
+
+    settings = _load(config)
+    assert isinstance(settings, Settings)
+    logs.configure(settings.bot.log_format, redactor=logs.SecretRedactor(_secrets(settings)))
+    return asyncio.run(Runtime(settings).run())
+
+
+def _check_config(config: Path) -> int:
+    from bot.settings import Settings, summary
+
+    settings = _load(config)
+    assert isinstance(settings, Settings)
+    print(f"{config}: ok")
+    print(summary(settings))
+    return 0
+
+
+def _status(config: Path) -> int:
+    from bot.reports.status import render_status
+    from bot.settings import Settings
+
+    settings = _load(config)
+    assert isinstance(settings, Settings)
+    print(render_status(settings))
+    return 0
 
 
 def _paper_exchange(args: argparse.Namespace) -> int:
@@ -28,14 +95,28 @@ def _paper_exchange(args: argparse.Namespace) -> int:
         config = PaperConfig.load(args.accounts)
     except ValueError as exc:
         print(f"bot paper-exchange: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(config, args.host, args.port, args.markets))
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from bot.paper.demo import run_demo
+
+    return asyncio.run(run_demo(args.seconds, args.state_dir, args.seed))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args.config)
+    if args.command == "check-config":
+        return _check_config(args.config)
+    if args.command == "status":
+        return _status(args.config)
+    if args.command == "demo":
+        return _demo(args)
     if args.command == "paper-exchange":
         return _paper_exchange(args)
     raise AssertionError(f"unhandled command {args.command}")

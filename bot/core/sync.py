@@ -117,9 +117,7 @@ def plan_change(
         closing = (_close(symbol, position),) if position else ()
         opened = _open(follower, market, ZERO, ratio * change.now, change.fill_price, price, others_gross)
         return Plan(closing + opened.intents, opened.skips, opened.clipped)
-    return _open(
-        follower, market, position, ratio * (change.now - change.prev), change.fill_price, price, others_gross
-    )
+    return _open(follower, market, position, ratio * (change.now - change.prev), change.fill_price, price, others_gross)
 
 
 def plan_bootstrap(

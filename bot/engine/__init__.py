@@ -1,0 +1,1 @@
+"""The daemon's moving parts: lead source, follower mirrors, reconciliation, composition."""

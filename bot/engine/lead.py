@@ -1,0 +1,110 @@
+"""The lead source: REST polling of the lead's positions and equity, turned into numbered lead changes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from bot.core.model import ZERO, lead_fill_price
+from bot.engine.clock import Clock
+from bot.engine.prices import MarkPrices
+from bot.store.db import Store, StoredChange
+from bot.venue.ccxt_venue import AccountVenue
+from bot.venue.errors import VenueError
+
+LEAD_LEVERAGE_LOCK = Decimal(5)
+
+
+class LeadPoller:
+    def __init__(
+        self,
+        venue: AccountVenue,
+        store: Store,
+        prices: MarkPrices,
+        clock: Clock,
+        log: Any,
+        on_change: Callable[[], None],
+        poll_interval_s: float,
+    ) -> None:
+        self.venue = venue
+        self.store = store
+        self.prices = prices
+        self.clock = clock
+        self.log = log.bind(account="lead")
+        self.on_change = on_change
+        self.poll_interval_s = poll_interval_s
+        self.last_poll_ms = 0
+        self.polls = 0
+        self._over_leveraged = False
+
+    async def baseline(self) -> None:
+        """At the very first start the lead's positions are the baseline, not changes to copy."""
+        if self.store.has_lead_baseline():
+            return
+        positions, equity = await asyncio.gather(self.venue.positions(), self.venue.equity())
+        now = self.clock.now_ms()
+        self.store.record_equity("lead", equity, now)
+        self.store.set_lead_baseline(positions, now)
+        self.log.info(
+            "lead_baseline_recorded", lead_equity=equity, positions={s: str(q) for s, (q, _) in positions.items()}
+        )
+
+    async def poll_once(self) -> list[StoredChange]:
+        positions, equity = await asyncio.gather(self.venue.positions(), self.venue.equity())
+        now = self.clock.now_ms()
+        self.last_poll_ms = now
+        self.polls += 1
+        self.store.record_equity("lead", equity, now)
+        known = self.store.lead_positions()
+        changes = []
+        for symbol in sorted(set(known) | set(positions)):
+            prev, entry_prev = known.get(symbol, (ZERO, ZERO))
+            current, entry_now = positions.get(symbol, (ZERO, ZERO))
+            if prev != current:
+                fill = lead_fill_price(prev, entry_prev, current, entry_now)
+                changes.append((symbol, prev, current, entry_prev, entry_now, fill))
+        stored = self.store.record_lead_changes(changes, equity, now) if changes else []
+        for item in stored:
+            c = item.change
+            self.log.info(
+                "lead_position_changed",
+                lead_change=c.seq,
+                symbol=c.symbol,
+                prev=c.prev,
+                now=c.now,
+                kind=c.kind,
+                fill_price=c.fill_price,
+                lead_equity=equity,
+            )
+        if stored:
+            self.on_change()
+            await self._check_leverage(positions, equity)
+        return stored
+
+    async def _check_leverage(self, positions: dict[str, tuple[Decimal, Decimal]], equity: Decimal) -> None:
+        marks = await self.prices.get()
+        gross = sum((abs(q) * marks.get(s, e) for s, (q, e) in positions.items()), ZERO)
+        over = equity > 0 and gross > LEAD_LEVERAGE_LOCK * equity
+        if over and not self._over_leveraged:
+            self.log.warning(
+                "lead_leverage_exceeded",
+                gross_notional=gross,
+                lead_equity=equity,
+                leverage=(gross / equity).quantize(Decimal("0.01")),
+            )
+        self._over_leveraged = bool(over)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        backoff = self.poll_interval_s
+        while not stopping.is_set():
+            try:
+                await self.poll_once()
+                backoff = self.poll_interval_s
+            except VenueError as exc:
+                self.log.error("lead_poll_failed", error=str(exc))
+                backoff = min(backoff * 2, 30.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=backoff)

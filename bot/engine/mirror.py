@@ -1,0 +1,312 @@
+"""One follower's mirror: plan each lead change, journal it, send it once, record what happened (SPEC 3-5)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from bot.core.ids import client_order_id
+from bot.core.model import ZERO, FollowerView, Intent, Leg, Market, Plan
+from bot.core.sync import plan_bootstrap, plan_change, plan_correction
+from bot.engine.clock import Clock
+from bot.engine.prices import MarkPrices
+from bot.settings import FollowerSettings
+from bot.store.db import IntentRow, Store, StoredChange
+from bot.venue.ccxt_venue import AccountVenue, OrderResult
+from bot.venue.errors import Rejected, Temporary, UnknownOutcome
+
+LOOKUP_ATTEMPTS = 8
+
+
+@dataclass(slots=True)
+class MirrorConfig:
+    max_leverage: Decimal
+    equity_max_age_ms: int = 1000
+
+
+class FollowerMirror:
+    """Copies lead changes to one follower account. Everything it does is journaled in the store first."""
+
+    def __init__(
+        self,
+        settings: FollowerSettings,
+        venue: AccountVenue,
+        store: Store,
+        markets: Mapping[str, Market],
+        prices: MarkPrices,
+        clock: Clock,
+        config: MirrorConfig,
+        log: Any,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.venue = venue
+        self.store = store
+        self.markets = markets
+        self.prices = prices
+        self.clock = clock
+        self.config = config
+        self.log = log.bind(follower=self.name)
+        self._sent_fresh: set[int] = set()  # intents planned by this process: never sent before it
+        self._equity: tuple[Decimal, int] | None = None
+        self.last_sync_ms = 0
+
+    # -- activation -------------------------------------------------------------------------------
+
+    async def activate(self, lead_positions: Mapping[str, Decimal]) -> bool:
+        """Records the follower at its first start. False when its configuration cannot run."""
+        if self.store.follower(self.name) is not None:
+            return True
+        equity = await self.venue.equity()
+        if self.settings.investment > equity:
+            self.log.error(
+                "follower_config_error",
+                reason="investment above the account equity at start",
+                investment=self.settings.investment,
+                account_equity=equity,
+            )
+            return False
+        ignored = [] if self.settings.copy_existing else [s for s, q in lead_positions.items() if q]
+        row = self.store.activate_follower(
+            self.name, self.settings.investment, equity, self.store.last_seq(), ignored, self.clock.now_ms()
+        )
+        self.log.info(
+            "follower_activated",
+            investment=row.investment,
+            reserve=row.reserve,
+            account_equity=equity,
+            copy_existing=self.settings.copy_existing,
+            waiting_for_flat=sorted(ignored),
+        )
+        return True
+
+    async def copy_equity(self) -> Decimal:
+        now = self.clock.now_ms()
+        if self._equity is None or now - self._equity[1] > self.config.equity_max_age_ms:
+            equity = await self.venue.equity()
+            self._equity = (equity, now)
+            self.store.record_equity(self.name, equity, now)
+        row = self.store.follower(self.name)
+        assert row is not None
+        return self._equity[0] - row.reserve
+
+    def _view(self, copy_equity: Decimal) -> FollowerView:
+        return FollowerView(
+            self.name,
+            copy_equity,
+            self.store.follower_positions(self.name),
+            self.config.max_leverage,
+            self.settings.max_slippage_pct,
+        )
+
+    def _wanted(self, symbol: str) -> bool:
+        return symbol in self.markets and (not self.settings.symbols or symbol in self.settings.symbols)
+
+    # -- the main step ----------------------------------------------------------------------------
+
+    async def catch_up(self, stopping: asyncio.Event) -> int:
+        """Resolves unfinished intents, copies existing positions once, then every lead change not yet copied."""
+        await self.resolve_unfinished()
+        row = self.store.follower(self.name)
+        assert row is not None
+        if not row.bootstrapped:
+            await self._bootstrap()
+        copied = 0
+        for stored in self.store.changes_after(row.last_seq):
+            if stopping.is_set():
+                break
+            await self.copy(stored)
+            copied += 1
+        return copied
+
+    async def _bootstrap(self) -> None:
+        kind, seq = "b", 0
+        if self.settings.copy_existing and not self.store.has_plan(self.name, kind, seq):
+            lead = {s: q for s, (q, _) in self.store.lead_positions().items() if self._wanted(s)}
+            if lead:
+                equity = self.store.equity("lead")
+                lead_equity = equity[0] if equity else ZERO
+                plan = plan_bootstrap(
+                    lead, lead_equity, self._view(await self.copy_equity()), self.markets, await self.prices.get()
+                )
+                self._journal(kind, seq, plan)
+        await self._execute(kind, seq)
+        self.store.mark_bootstrapped(self.name)
+
+    async def copy(self, stored: StoredChange) -> None:
+        change = stored.change
+        symbol = change.symbol
+        unignore = None
+        if symbol in self.store.ignored(self.name):
+            unignore = symbol if change.now == 0 else None  # copying resumes once the lead is flat there
+        elif self._wanted(symbol):
+            if not self.store.has_plan(self.name, "c", change.seq):
+                marks = await self.prices.get()
+                view = self._view(await self.copy_equity())
+                plan = plan_change(change, stored.lead_equity, view, self.markets[symbol], marks)
+                self._journal("c", change.seq, plan)
+            await self._execute("c", change.seq)
+        self.store.advance(self.name, change.seq, unignore=unignore)
+        self.last_sync_ms = self.clock.now_ms()
+
+    def _journal(self, kind: str, seq: int, plan: Plan) -> None:
+        epoch = self.store.epoch
+        intents = [(i, client_order_id(epoch, self.name, kind, seq, idx)) for idx, i in enumerate(plan.intents)]
+        self.store.record_plan(self.name, kind, seq, intents, plan.skips, self.clock.now_ms())
+        self._sent_fresh.update(r.id for r in self.store.intents_of(self.name, kind, seq))
+        for skip in plan.skips:
+            self.log.info(skip.event, symbol=skip.symbol, lead_change=seq, kind=kind, **skip.detail)
+        for clip in plan.clipped:
+            self.log.info("sync_clipped_by_leverage", lead_change=seq, **clip)
+
+    async def _execute(self, kind: str, seq: int) -> None:
+        for row in self.store.intents_of(self.name, kind, seq):
+            if row.status in ("pending", "unknown"):
+                await self._settle(row)
+
+    # -- sending exactly once ---------------------------------------------------------------------
+
+    async def resolve_unfinished(self) -> None:
+        for row in self.store.unresolved_intents(self.name):
+            await self._settle(row)
+
+    async def _settle(self, row: IntentRow) -> None:
+        """Drives one intent to a final state. An intent that may have reached the exchange is looked up by
+        its client order id first, and sent again (same id) only once the exchange confirms it does not exist."""
+        fresh = row.id in self._sent_fresh and row.status == "pending"
+        self._sent_fresh.discard(row.id)
+        if not fresh:
+            found = await self._lookup(row)
+            if found is not None:
+                self._record(row, found)
+                return
+        for _ in range(LOOKUP_ATTEMPTS):
+            try:
+                result = await self._send(row)
+            except UnknownOutcome as exc:
+                self.store.mark_unknown(row.id, str(exc), self.clock.now_ms())
+                self.log.warning(
+                    "order_outcome_unknown",
+                    symbol=row.intent.symbol,
+                    client_order_id=row.client_order_id,
+                    error=str(exc),
+                )
+                await asyncio.sleep(0.5)
+                found = await self._lookup(row)
+                if found is not None:
+                    self._record(row, found)
+                    return
+                continue
+            except Rejected as exc:
+                self.store.mark_rejected(row.id, str(exc), self.clock.now_ms())
+                self.log.error(
+                    "follower_order_rejected",
+                    symbol=row.intent.symbol,
+                    side=row.intent.side,
+                    qty=row.intent.qty,
+                    client_order_id=row.client_order_id,
+                    error=str(exc),
+                )
+                return
+            self._record(row, result)
+            return
+        raise Temporary(f"{self.name}: order {row.client_order_id} still unresolved")
+
+    async def _lookup(self, row: IntentRow) -> OrderResult | None:
+        return await self.venue.lookup(row.intent.symbol, row.client_order_id)
+
+    async def _send(self, row: IntentRow) -> OrderResult:
+        intent = row.intent
+        if intent.leg is Leg.OPEN:
+            await self._ensure_leverage(intent.symbol)
+        self.log.info(
+            "follower_order_submitted",
+            symbol=intent.symbol,
+            side=intent.side,
+            qty=intent.qty,
+            reduce_only=intent.reduce_only,
+            leg=intent.leg.value,
+            lead_change=row.seq,
+            kind=row.kind,
+            client_order_id=row.client_order_id,
+        )
+        return await self.venue.place(intent.symbol, intent.side, intent.qty, intent.reduce_only, row.client_order_id)
+
+    async def _ensure_leverage(self, symbol: str) -> None:
+        if self.store.leverage_set(self.name, symbol) != self.config.max_leverage:
+            await self.venue.set_leverage(symbol, self.config.max_leverage)
+            self.store.record_leverage(self.name, symbol, self.config.max_leverage)
+
+    def _record(self, row: IntentRow, result: OrderResult) -> None:
+        status = "filled" if result.filled == row.intent.qty else ("partial" if result.filled else "expired")
+        self.store.record_outcome(
+            row,
+            status,
+            result.order_id,
+            result.filled,
+            result.average,
+            self.clock.now_ms(),
+            update_position=row.kind != "r",
+        )
+        self.log.info(
+            "follower_order_filled",
+            symbol=row.intent.symbol,
+            side=row.intent.side,
+            qty=result.filled,
+            price=result.average,
+            status=status,
+            order_id=result.order_id,
+            client_order_id=row.client_order_id,
+            lead_change=row.seq,
+            kind=row.kind,
+        )
+
+    # -- reconciliation ---------------------------------------------------------------------------
+
+    async def reconcile(self) -> int:
+        """SPEC section 5: the exchange against what our own fills add up to. Returns corrections made."""
+        await self.resolve_unfinished()
+        actual = {s: q for s, (q, _) in (await self.venue.positions()).items()}
+        expected = self.store.follower_positions(self.name)
+        lead = self.store.lead_positions()
+        corrections = 0
+        ours = f"cb-{self.store.epoch}-"
+        for symbol, order_id, cid in await self.venue.open_orders():
+            if not cid.startswith(ours):
+                self.log.warning(
+                    "manual_intervention_detected", symbol=symbol, kind="foreign_open_order", order_id=order_id
+                )
+                await self.venue.cancel(symbol, order_id)
+                corrections += 1
+        seq = self.clock.now_ms()
+        for symbol in sorted(set(actual) | set(expected)):
+            if symbol not in self.markets:
+                continue
+            target = expected.get(symbol, ZERO) if symbol in lead else ZERO
+            have = actual.get(symbol, ZERO)
+            if have == target and target == expected.get(symbol, ZERO):
+                continue
+            intents = plan_correction(symbol, target, have, self.markets[symbol]) if have != target else ()
+            if have != target:
+                self.log.warning(
+                    "manual_intervention_detected", symbol=symbol, kind="position", expected=target, actual=have
+                )
+            await self._correct(symbol, seq, intents)
+            self.store.set_follower_position(self.name, symbol, target)
+            corrections += 1
+            seq += 1
+        self.log.info(
+            "reconcile_completed",
+            corrections=corrections,
+            positions={s: str(q) for s, q in self.store.follower_positions(self.name).items()},
+        )
+        return corrections
+
+    async def _correct(self, symbol: str, seq: int, intents: tuple[Intent, ...]) -> None:
+        if not intents:
+            return
+        self._journal("r", seq, Plan(intents=intents))
+        await self._execute("r", seq)

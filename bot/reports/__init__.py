@@ -1,0 +1,1 @@
+"""Human-facing renderings of the state: status tables (and settlement reports later)."""

@@ -1,0 +1,214 @@
+"""The daemon's configuration: one TOML file (SPEC section 8), validated by pydantic-settings.
+
+Secrets never live in the file: it names the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+Environment = Literal["demo", "testnet", "live", "paper"]
+SUPPORTED_EXCHANGES = ("binanceusdm",)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot run: each problem with the field's path and the reason."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{path}: {reason}" for path, reason in problems))
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Credentials(_Strict):
+    api_key: SecretStr
+    api_secret: SecretStr
+
+
+class AccountSettings(_Strict):
+    """How to reach one exchange account. `credentials` is filled from the named environment variables."""
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
+    exchange: str = "binanceusdm"
+    environment: Environment = "demo"
+    api_url: str = ""
+    api_key_env: str = Field(min_length=1)
+    api_secret_env: str = Field(min_length=1)
+    email: str = ""
+    credentials: Credentials | None = None
+
+    @field_validator("exchange")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value not in SUPPORTED_EXCHANGES:
+            raise ValueError(f"exchange {value!r} is not supported yet (supported: {', '.join(SUPPORTED_EXCHANGES)})")
+        return value
+
+    @model_validator(mode="after")
+    def _paper_needs_url(self) -> AccountSettings:
+        if self.environment == "paper" and not self.api_url.startswith(("http://", "https://")):
+            raise ValueError("api_url (http:// or https://) is required for environment 'paper'")
+        return self
+
+
+class FollowerSettings(AccountSettings):
+    investment: Decimal = Field(gt=0)
+    total_stop_loss_pct: Decimal = Field(default=Decimal(30), gt=0, le=100)
+    copy_existing: bool = True
+    max_slippage_pct: Decimal = Field(default=Decimal("0.5"), ge=0, le=100)
+    symbols: tuple[str, ...] = ()
+
+
+class BotSettings(_Strict):
+    state_dir: Path = Path("var")
+    poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    reconcile_interval_s: float = Field(default=30, gt=0)
+    heartbeat_interval_s: float = Field(default=30, gt=0)
+    lead_source: Literal["poll", "stream"] = "poll"
+    log_format: Literal["json", "console"] = "json"
+    allow_live: bool = False
+    shutdown_grace_s: float = Field(default=10, gt=0)
+
+
+class ProtectionSettings(_Strict):
+    enabled: bool = True
+    min_lead_equity: Decimal = Field(default=Decimal(10000), ge=0)
+    collateral_ratio: Decimal = Field(default=Decimal("0.20"), gt=0, le=1)
+    pause_utilization: Decimal = Field(default=Decimal("0.95"), gt=0, le=1)
+    profit_share: Decimal = Field(default=Decimal("0.70"), ge=0, le=1)
+    fee_rebate: Decimal = Field(default=Decimal("0.70"), ge=0, le=1)
+    max_leverage: Decimal = Field(default=Decimal(5), ge=1, le=125)
+
+    @model_validator(mode="after")
+    def _protected_bounds(self) -> ProtectionSettings:
+        if self.enabled and not Decimal("0.60") <= self.profit_share <= Decimal("0.80"):
+            raise ValueError("profit_share must lie in 0.60..0.80 when protection is enabled")
+        if self.enabled and self.max_leverage > 5:
+            raise ValueError("max_leverage must lie in 1..5 when protection is enabled")
+        return self
+
+
+class SettlementSettings(_Strict):
+    timezone: str = "UTC"
+    cycle_seconds: int | None = Field(default=None, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    bot: BotSettings = Field(default_factory=BotSettings)
+    lead: AccountSettings
+    protection: ProtectionSettings = Field(default_factory=ProtectionSettings)
+    settlement: SettlementSettings = Field(default_factory=SettlementSettings)
+    followers: tuple[FollowerSettings, ...] = ()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # the TOML file is the only source; secrets come in through resolve_secrets
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        names = [self.lead.name, *(f.name for f in self.followers)]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"account names must be unique: {', '.join(duplicates)}")
+        live = [a.name for a in (self.lead, *self.followers) if a.environment == "live"]
+        if live and not self.bot.allow_live:
+            raise ValueError(f"environment 'live' is refused unless bot.allow_live = true ({', '.join(live)})")
+        return self
+
+    def accounts(self) -> tuple[AccountSettings, ...]:
+        return (self.lead, *self.followers)
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    out = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "(file)"
+        out.append((path, error["msg"].removeprefix("Value error, ")))
+    return out
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Reads and validates the file, then the secrets its accounts name. Raises ConfigError."""
+    if not path.is_file():
+        raise ConfigError([("(file)", f"{path} does not exist or is not a file")])
+    try:
+        data: dict[str, Any] = TomlConfigSettingsSource(Settings, toml_file=path)()
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("(file)", f"not valid TOML: {exc}")]) from None
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc)) from None
+    return resolve_secrets(settings, os.environ if environ is None else environ)
+
+
+def resolve_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    problems: list[tuple[str, str]] = []
+
+    def fill(account: AccountSettings, path: str) -> AccountSettings:
+        values = {}
+        for field in ("api_key_env", "api_secret_env"):
+            variable = getattr(account, field)
+            if not environ.get(variable):
+                problems.append((f"{path}.{field}", f"environment variable {variable} is not set"))
+            values[field.removesuffix("_env")] = environ.get(variable, "")
+        creds = Credentials(api_key=SecretStr(values["api_key"]), api_secret=SecretStr(values["api_secret"]))
+        return account.model_copy(update={"credentials": creds})
+
+    lead = fill(settings.lead, "lead")
+    followers = tuple(fill(f, f"followers.{i}") for i, f in enumerate(settings.followers))
+    if problems:
+        raise ConfigError(problems)
+    return settings.model_copy(update={"lead": lead, "followers": followers})
+
+
+def summary(settings: Settings) -> str:
+    """A human summary without secrets, for `bot check-config`."""
+    lines = [
+        f"state_dir: {settings.bot.state_dir}   lead_source: {settings.bot.lead_source}   "
+        f"poll: {settings.bot.poll_interval_s}s   reconcile: {settings.bot.reconcile_interval_s}s",
+        f"lead: {settings.lead.name} ({settings.lead.exchange}, {settings.lead.environment}"
+        + (f", {settings.lead.api_url}" if settings.lead.api_url else "")
+        + ")",
+        f"protection: {'on' if settings.protection.enabled else 'off'}   max_leverage: "
+        f"{settings.protection.max_leverage}   min_lead_equity: {settings.protection.min_lead_equity}",
+        f"followers: {len(settings.followers)}",
+    ]
+    for f in settings.followers:
+        symbols = ",".join(f.symbols) or "all"
+        lines.append(
+            f"  - {f.name}: investment {f.investment} USDT, stop loss {f.total_stop_loss_pct}%, "
+            f"slippage {f.max_slippage_pct}%, copy_existing {str(f.copy_existing).lower()}, symbols {symbols} "
+            f"({f.exchange}, {f.environment})"
+        )
+    return "\n".join(lines)

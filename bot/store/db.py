@@ -1,0 +1,450 @@
+"""Durable state in SQLite (WAL, synchronous=FULL): one transaction per state change.
+
+Everything a restart needs is here before the action it describes: a lead change before it is copied,
+an intent (with its client order id) before its order is sent, an order's outcome before the next step.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from bot.core.model import ZERO, Intent, LeadChange, Leg, Skip
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lead_positions (
+    symbol TEXT PRIMARY KEY, amount TEXT NOT NULL, entry_price TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS lead_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, symbol TEXT NOT NULL, prev TEXT NOT NULL, now TEXT NOT NULL,
+    entry_prev TEXT NOT NULL, entry_now TEXT NOT NULL, fill_price TEXT, lead_equity TEXT NOT NULL,
+    detected_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS followers (
+    name TEXT PRIMARY KEY, state TEXT NOT NULL, investment TEXT NOT NULL, reserve TEXT NOT NULL,
+    start_equity TEXT NOT NULL, last_seq INTEGER NOT NULL, activated_ms INTEGER NOT NULL,
+    bootstrapped INTEGER NOT NULL DEFAULT 0, state_reason TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS follower_positions (
+    follower TEXT NOT NULL, symbol TEXT NOT NULL, amount TEXT NOT NULL, PRIMARY KEY (follower, symbol));
+CREATE TABLE IF NOT EXISTS follower_ignored (
+    follower TEXT NOT NULL, symbol TEXT NOT NULL, PRIMARY KEY (follower, symbol));
+CREATE TABLE IF NOT EXISTS follower_leverage (
+    follower TEXT NOT NULL, symbol TEXT NOT NULL, leverage TEXT NOT NULL, PRIMARY KEY (follower, symbol));
+CREATE TABLE IF NOT EXISTS plans (
+    follower TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL, planned_ms INTEGER NOT NULL,
+    PRIMARY KEY (follower, kind, seq));
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, follower TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL,
+    idx INTEGER NOT NULL, leg TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, qty TEXT NOT NULL,
+    reduce_only INTEGER NOT NULL, client_order_id TEXT NOT NULL, status TEXT NOT NULL,
+    order_id TEXT, filled TEXT NOT NULL DEFAULT '0', avg_price TEXT, error TEXT,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+    UNIQUE (follower, client_order_id), UNIQUE (follower, kind, seq, idx));
+CREATE TABLE IF NOT EXISTS fills (
+    follower TEXT NOT NULL, client_order_id TEXT NOT NULL, order_id TEXT NOT NULL, symbol TEXT NOT NULL,
+    signed_qty TEXT NOT NULL, price TEXT NOT NULL, recorded_ms INTEGER NOT NULL,
+    PRIMARY KEY (follower, order_id));
+CREATE TABLE IF NOT EXISTS skips (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, follower TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL,
+    event TEXT NOT NULL, symbol TEXT NOT NULL, detail TEXT NOT NULL, recorded_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS equity (
+    account TEXT PRIMARY KEY, equity TEXT NOT NULL, recorded_ms INTEGER NOT NULL);
+"""
+
+OPEN_STATUSES = ("pending", "unknown")
+_INTENT_SELECT = (
+    "SELECT id, follower, kind, seq, idx, leg, symbol, side, qty, reduce_only, client_order_id, status,"
+    " order_id, filled, avg_price, error FROM intents WHERE "
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChange:
+    change: LeadChange
+    lead_equity: Decimal
+    detected_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerRow:
+    name: str
+    state: str
+    investment: Decimal
+    reserve: Decimal
+    start_equity: Decimal
+    last_seq: int
+    activated_ms: int
+    bootstrapped: bool
+    state_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntentRow:
+    id: int
+    follower: str
+    kind: str
+    seq: int
+    idx: int
+    intent: Intent
+    client_order_id: str
+    status: str
+    order_id: str | None
+    filled: Decimal
+    avg_price: Decimal | None
+    error: str | None
+
+
+def _d(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        with self.transaction() as db:
+            version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if version is None:
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                db.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(3),))
+            elif int(version[0]) > SCHEMA_VERSION:
+                raise RuntimeError(f"{path} has schema version {version[0]}, newer than this bot ({SCHEMA_VERSION})")
+        self.epoch: str = self._db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- meta -------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value)
+            )
+
+    # -- lead -------------------------------------------------------------------------------------
+
+    def lead_positions(self) -> dict[str, tuple[Decimal, Decimal]]:
+        rows = self._db.execute("SELECT symbol, amount, entry_price FROM lead_positions")
+        return {s: (Decimal(a), Decimal(e)) for s, a, e in rows if Decimal(a) != 0}
+
+    def set_lead_baseline(self, positions: dict[str, tuple[Decimal, Decimal]], now_ms: int) -> None:
+        """The lead's positions at the very first start: the state changes are measured from."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM lead_positions")
+            db.executemany(
+                "INSERT INTO lead_positions VALUES (?, ?, ?, ?)",
+                [(s, str(a), str(e), now_ms) for s, (a, e) in positions.items()],
+            )
+            db.execute("INSERT INTO meta VALUES ('lead_baseline_ms', ?) ON CONFLICT(key) DO NOTHING", (str(now_ms),))
+
+    def has_lead_baseline(self) -> bool:
+        return self.get_meta("lead_baseline_ms") is not None
+
+    def record_lead_changes(
+        self,
+        changes: Iterable[tuple[str, Decimal, Decimal, Decimal, Decimal, Decimal | None]],
+        lead_equity: Decimal,
+        now_ms: int,
+    ) -> list[StoredChange]:
+        """Numbers and stores lead changes `(symbol, prev, now, entry_prev, entry_now, fill_price)` and moves
+        the lead's known positions to them, in one transaction."""
+        stored = []
+        with self.transaction() as db:
+            for symbol, prev, now, entry_prev, entry_now, fill in changes:
+                cur = db.execute(
+                    "INSERT INTO lead_changes (symbol, prev, now, entry_prev, entry_now, fill_price, lead_equity,"
+                    " detected_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        symbol,
+                        str(prev),
+                        str(now),
+                        str(entry_prev),
+                        str(entry_now),
+                        None if fill is None else str(fill),
+                        str(lead_equity),
+                        now_ms,
+                    ),
+                )
+                db.execute(
+                    "INSERT INTO lead_positions VALUES (?, ?, ?, ?) ON CONFLICT(symbol) DO UPDATE SET"
+                    " amount=excluded.amount, entry_price=excluded.entry_price, updated_ms=excluded.updated_ms",
+                    (symbol, str(now), str(entry_now), now_ms),
+                )
+                seq = cur.lastrowid
+                assert seq is not None
+                stored.append(StoredChange(LeadChange(seq, symbol, prev, now, fill), lead_equity, now_ms))
+        return stored
+
+    def changes_after(self, seq: int, limit: int = 1000) -> list[StoredChange]:
+        rows = self._db.execute(
+            "SELECT seq, symbol, prev, now, fill_price, lead_equity, detected_ms FROM lead_changes WHERE seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [
+            StoredChange(LeadChange(s, sym, Decimal(p), Decimal(n), _d(f)), Decimal(eq), ms)
+            for s, sym, p, n, f, eq, ms in rows
+        ]
+
+    def last_seq(self) -> int:
+        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM lead_changes").fetchone()
+        return int(row[0])
+
+    # -- followers --------------------------------------------------------------------------------
+
+    def follower(self, name: str) -> FollowerRow | None:
+        row = self._db.execute(
+            "SELECT name, state, investment, reserve, start_equity, last_seq, activated_ms, bootstrapped,"
+            " state_reason FROM followers WHERE name=?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return None
+        return FollowerRow(
+            row[0], row[1], Decimal(row[2]), Decimal(row[3]), Decimal(row[4]), row[5], row[6], bool(row[7]), row[8]
+        )
+
+    def followers(self) -> list[FollowerRow]:
+        names = [r[0] for r in self._db.execute("SELECT name FROM followers ORDER BY rowid")]
+        return [row for n in names if (row := self.follower(n)) is not None]
+
+    def activate_follower(
+        self,
+        name: str,
+        investment: Decimal,
+        account_equity: Decimal,
+        last_seq: int,
+        ignored: Iterable[str],
+        now_ms: int,
+    ) -> FollowerRow:
+        """First activation: reserve = equity at start − investment (never below 0), progress from `last_seq`."""
+        reserve = max(ZERO, account_equity - investment)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO followers VALUES (?, 'active', ?, ?, ?, ?, ?, 0, '')",
+                (name, str(investment), str(reserve), str(account_equity), last_seq, now_ms),
+            )
+            db.executemany("INSERT OR IGNORE INTO follower_ignored VALUES (?, ?)", [(name, s) for s in ignored])
+        row = self.follower(name)
+        assert row is not None
+        return row
+
+    def set_follower_state(self, name: str, state: str, reason: str = "") -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE followers SET state=?, state_reason=? WHERE name=?", (state, reason, name))
+
+    def mark_bootstrapped(self, name: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE followers SET bootstrapped=1 WHERE name=?", (name,))
+
+    def advance(self, name: str, seq: int, unignore: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE followers SET last_seq=? WHERE name=? AND last_seq < ?", (seq, name, seq))
+            if unignore is not None:
+                db.execute("DELETE FROM follower_ignored WHERE follower=? AND symbol=?", (name, unignore))
+
+    def ignored(self, name: str) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT symbol FROM follower_ignored WHERE follower=?", (name,))}
+
+    def follower_positions(self, name: str) -> dict[str, Decimal]:
+        rows = self._db.execute("SELECT symbol, amount FROM follower_positions WHERE follower=?", (name,))
+        return {s: Decimal(a) for s, a in rows if Decimal(a) != 0}
+
+    def leverage_set(self, name: str, symbol: str) -> Decimal | None:
+        row = self._db.execute(
+            "SELECT leverage FROM follower_leverage WHERE follower=? AND symbol=?", (name, symbol)
+        ).fetchone()
+        return None if row is None else Decimal(row[0])
+
+    def record_leverage(self, name: str, symbol: str, leverage: Decimal) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO follower_leverage VALUES (?, ?, ?) ON CONFLICT(follower, symbol) DO UPDATE"
+                " SET leverage=excluded.leverage",
+                (name, symbol, str(leverage)),
+            )
+
+    # -- intents and orders -----------------------------------------------------------------------
+
+    def has_plan(self, follower: str, kind: str, seq: int) -> bool:
+        return (
+            self._db.execute(
+                "SELECT 1 FROM plans WHERE follower=? AND kind=? AND seq=?", (follower, kind, seq)
+            ).fetchone()
+            is not None
+        )
+
+    def record_plan(
+        self,
+        follower: str,
+        kind: str,
+        seq: int,
+        intents: list[tuple[Intent, str]],
+        skips: Iterable[Skip],
+        now_ms: int,
+    ) -> None:
+        """Stores a plan's intents (with their client order ids) and skips, before anything is sent."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (follower, kind, seq, now_ms))
+            for idx, (intent, cid) in enumerate(intents):
+                db.execute(
+                    "INSERT INTO intents (follower, kind, seq, idx, leg, symbol, side, qty, reduce_only,"
+                    " client_order_id, status, created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
+                    (
+                        follower,
+                        kind,
+                        seq,
+                        idx,
+                        intent.leg.value,
+                        intent.symbol,
+                        intent.side,
+                        str(intent.qty),
+                        int(intent.reduce_only),
+                        cid,
+                        now_ms,
+                        now_ms,
+                    ),
+                )
+            db.executemany(
+                "INSERT INTO skips (follower, kind, seq, event, symbol, detail, recorded_ms) VALUES (?,?,?,?,?,?,?)",
+                [(follower, kind, seq, s.event, s.symbol, json.dumps(s.detail), now_ms) for s in skips],
+            )
+
+    def _intent_rows(self, where: str, args: tuple[object, ...]) -> list[IntentRow]:
+        query = _INTENT_SELECT + where + " ORDER BY id"  # `where` is always one of this module's literals
+        rows = self._db.execute(query, args)
+        return [
+            IntentRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                Intent(Leg(r[5]), r[6], r[7], Decimal(r[8]), bool(r[9])),
+                r[10],
+                r[11],
+                r[12],
+                Decimal(r[13]),
+                _d(r[14]),
+                r[15],
+            )
+            for r in rows
+        ]
+
+    def intents_of(self, follower: str, kind: str, seq: int) -> list[IntentRow]:
+        return self._intent_rows("follower=? AND kind=? AND seq=?", (follower, kind, seq))
+
+    def unresolved_intents(self, follower: str) -> list[IntentRow]:
+        return self._intent_rows("follower=? AND status IN ('pending','unknown')", (follower,))
+
+    def all_intents(self, follower: str | None = None) -> list[IntentRow]:
+        if follower is None:
+            return self._intent_rows("1=1", ())
+        return self._intent_rows("follower=?", (follower,))
+
+    def mark_unknown(self, intent_id: int, error: str, now_ms: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE intents SET status='unknown', error=?, updated_ms=? WHERE id=?", (error, now_ms, intent_id)
+            )
+
+    def mark_rejected(self, intent_id: int, error: str, now_ms: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE intents SET status='rejected', error=?, updated_ms=? WHERE id=?", (error, now_ms, intent_id)
+            )
+
+    def record_outcome(
+        self,
+        row: IntentRow,
+        status: str,
+        order_id: str,
+        filled: Decimal,
+        avg_price: Decimal | None,
+        now_ms: int,
+        update_position: bool = True,
+    ) -> None:
+        """An order's final outcome and its fill, with the follower's expected position, in one transaction."""
+        signed = filled if row.intent.side == "buy" else -filled
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE intents SET status=?, order_id=?, filled=?, avg_price=?, error=NULL, updated_ms=?"
+                " WHERE id=? AND status IN ('pending','unknown')",
+                (status, order_id, str(filled), None if avg_price is None else str(avg_price), now_ms, row.id),
+            )
+            if filled:
+                db.execute(
+                    "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        row.follower,
+                        row.client_order_id,
+                        order_id,
+                        row.intent.symbol,
+                        str(signed),
+                        str(avg_price or 0),
+                        now_ms,
+                    ),
+                )
+            if filled and update_position:
+                current = db.execute(
+                    "SELECT amount FROM follower_positions WHERE follower=? AND symbol=?",
+                    (row.follower, row.intent.symbol),
+                ).fetchone()
+                amount = (Decimal(current[0]) if current else ZERO) + signed
+                db.execute(
+                    "INSERT INTO follower_positions VALUES (?, ?, ?) ON CONFLICT(follower, symbol)"
+                    " DO UPDATE SET amount=excluded.amount",
+                    (row.follower, row.intent.symbol, str(amount)),
+                )
+
+    def set_follower_position(self, follower: str, symbol: str, amount: Decimal) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO follower_positions VALUES (?, ?, ?) ON CONFLICT(follower, symbol)"
+                " DO UPDATE SET amount=excluded.amount",
+                (follower, symbol, str(amount)),
+            )
+
+    def skips(self, follower: str) -> list[tuple[int, str, str]]:
+        return list(self._db.execute("SELECT seq, event, symbol FROM skips WHERE follower=? ORDER BY id", (follower,)))
+
+    # -- equity -----------------------------------------------------------------------------------
+
+    def record_equity(self, account: str, equity: Decimal, now_ms: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO equity VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET"
+                " equity=excluded.equity, recorded_ms=excluded.recorded_ms",
+                (account, str(equity), now_ms),
+            )
+
+    def equity(self, account: str) -> tuple[Decimal, int] | None:
+        row = self._db.execute("SELECT equity, recorded_ms FROM equity WHERE account=?", (account,)).fetchone()
+        return None if row is None else (Decimal(row[0]), int(row[1]))

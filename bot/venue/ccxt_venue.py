@@ -1,0 +1,194 @@
+"""One exchange account through ccxt: equity, positions, orders, with ccxt errors translated at the edge."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import ccxt.async_support as ccxt
+from asyncio_throttle.throttler import Throttler
+
+from bot.core.model import Market
+from bot.settings import AccountSettings
+from bot.venue.binance_compat import build_binanceusdm, linear_error_table
+from bot.venue.errors import Fatal, NotFound, RateLimited, Rejected, Temporary, UnknownOutcome, VenueError
+from bot.venue.retry import read_with_retry
+
+T = TypeVar("T")
+
+# Binance USDⓈ-M allows 300 orders per 10 s per account; 25 per second keeps a margin under it.
+ORDERS_PER_SECOND = 25
+
+
+def _retry_after(client: Any) -> float | None:
+    headers = getattr(client, "last_response_headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def translate(exc: Exception, client: Any, writing: bool) -> VenueError:
+    """ccxt's exception classes into ours. Messages never carry secrets (ccxt puts none in them)."""
+    message = f"{type(exc).__name__}: {exc}"[:500]
+    if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
+        return Fatal(message)
+    if isinstance(exc, ccxt.OrderNotFound):
+        return NotFound(message)
+    if isinstance(exc, ccxt.DDoSProtection):
+        return UnknownOutcome(message) if writing else RateLimited(message, _retry_after(client))
+    if isinstance(exc, ccxt.InvalidNonce):
+        return Temporary(message)  # a clock off by more than recvWindow: not an answer about the order
+    if isinstance(exc, ccxt.NetworkError | ccxt.BadResponse | ccxt.NullResponse | ccxt.OperationFailed):
+        return UnknownOutcome(message) if writing else Temporary(message)
+    if isinstance(exc, ccxt.BaseError):
+        return Rejected(message)
+    return UnknownOutcome(message) if writing else Temporary(message)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    order_id: str
+    status: str  # ccxt's: closed, open, canceled, expired, rejected
+    filled: Decimal
+    average: Decimal | None
+
+
+def build_client(account: AccountSettings, timeout_ms: int = 10_000) -> Any:
+    """A ccxt client for one configured account, by its environment (SPEC section 8)."""
+    assert account.credentials is not None, "secrets are resolved before clients are built"
+    key = account.credentials.api_key.get_secret_value()
+    secret = account.credentials.api_secret.get_secret_value()
+    if account.environment == "paper":
+        return build_binanceusdm(account.api_url, key, secret, timeout_ms=timeout_ms)
+    client = getattr(ccxt, account.exchange)(
+        {
+            "apiKey": key,
+            "secret": secret,
+            "timeout": timeout_ms,
+            "enableRateLimit": False,
+            "options": {"fetchCurrencies": False, "maxRetriesOnFailure": 0},
+        }
+    )
+    if account.environment == "demo":
+        client.enable_demo_trading(True)
+    elif account.environment == "testnet":
+        client.set_sandbox_mode(True)
+    if account.api_url:
+        linear_error_table(client)
+    return client
+
+
+def market_rules(markets: dict[str, Any]) -> dict[str, Market]:
+    """Step, minimum quantity and minimum notional per market id, exactly as the exchange's filters say."""
+    rules = {}
+    for market in markets.values():
+        if not market.get("swap") or not market.get("linear"):
+            continue
+        filters = {f["filterType"]: f for f in market["info"].get("filters", [])}
+        lot = filters.get("MARKET_LOT_SIZE") or filters["LOT_SIZE"]
+        rules[market["id"]] = Market(
+            symbol=market["id"],
+            step=Decimal(str(lot["stepSize"])),
+            min_qty=Decimal(str(lot["minQty"])),
+            min_notional=Decimal(str(filters.get("MIN_NOTIONAL", {}).get("notional", "0"))),
+        )
+    return rules
+
+
+class AccountVenue:
+    """One account: reads retried with backoff, writes throttled and never retried here."""
+
+    def __init__(self, name: str, client: Any, orders_per_second: int = ORDERS_PER_SECOND) -> None:
+        self.name = name
+        self.client = client
+        self._throttle = Throttler(rate_limit=orders_per_second, period=1.0)
+
+    async def _call(self, fn: Callable[[], Awaitable[T]], writing: bool = False) -> T:
+        try:
+            return await fn()
+        except Exception as exc:
+            raise translate(exc, self.client, writing) from None
+
+    async def _read(self, fn: Callable[[], Awaitable[T]]) -> T:
+        return await read_with_retry(lambda: self._call(fn))
+
+    async def load_markets(self, shared: dict[str, Any] | None = None) -> dict[str, Any]:
+        if shared is not None:
+            self.client.set_markets(shared)
+            return shared
+        markets: dict[str, Any] = await self._read(self.client.load_markets)
+        return markets
+
+    def symbol(self, market_id: str) -> str:
+        return str(self.client.markets_by_id[market_id][0]["symbol"])
+
+    async def equity(self) -> Decimal:
+        """SPEC section 2: Binance's totalMarginBalance (wallet balance plus unrealized PnL)."""
+        balance = await self._read(self.client.fetch_balance)
+        value = balance.get("info", {}).get("totalMarginBalance")
+        if value is None:
+            raise Temporary(f"{self.name}: balance without totalMarginBalance")
+        return Decimal(str(value))
+
+    async def positions(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """Signed base quantity and entry price per market id, from the exchange's raw fields."""
+        rows = await self._read(self.client.fetch_positions)
+        out: dict[str, tuple[Decimal, Decimal]] = {}
+        for row in rows:
+            info = row.get("info", {})
+            amount = Decimal(str(info.get("positionAmt", "0")))
+            if amount:
+                out[str(info["symbol"])] = (amount, Decimal(str(info.get("entryPrice", "0"))))
+        return out
+
+    async def mark_prices(self) -> dict[str, Decimal]:
+        rows = await self._read(self.client.fapiPublicGetPremiumIndex)
+        return {str(r["symbol"]): Decimal(str(r["markPrice"])) for r in rows}
+
+    async def set_leverage(self, market_id: str, leverage: Decimal) -> None:
+        await self._read(lambda: self.client.set_leverage(int(leverage), self.symbol(market_id)))
+
+    def _result(self, order: dict[str, Any]) -> OrderResult:
+        info = order.get("info", {})
+        filled = Decimal(str(info.get("executedQty", order.get("filled") or 0)))
+        avg = info.get("avgPrice")
+        average = Decimal(str(avg)) if avg not in (None, "", "0", "0.00", "0.0") else None
+        return OrderResult(str(order["id"]), str(order.get("status")), filled, average)
+
+    async def place(self, market_id: str, side: str, qty: Decimal, reduce_only: bool, cid: str) -> OrderResult:
+        params: dict[str, Any] = {"clientOrderId": cid}
+        if reduce_only:
+            params["reduceOnly"] = True
+        async with self._throttle:
+            order = await self._call(
+                lambda: self.client.create_order(self.symbol(market_id), "market", side, float(qty), None, params),
+                writing=True,
+            )
+        return self._result(order)
+
+    async def lookup(self, market_id: str, cid: str) -> OrderResult | None:
+        """The order with this client order id, or None once the exchange confirms there is none."""
+        try:
+            order = await self._read(
+                lambda: self.client.fetch_order(None, self.symbol(market_id), {"origClientOrderId": cid})
+            )
+        except NotFound:
+            return None
+        return self._result(order)
+
+    async def open_orders(self) -> list[tuple[str, str, str]]:
+        rows = await self._read(self.client.fapiPrivateGetOpenOrders)
+        return [(str(r["symbol"]), str(r["orderId"]), str(r.get("clientOrderId", ""))) for r in rows]
+
+    async def cancel(self, market_id: str, order_id: str) -> None:
+        try:
+            await self._call(lambda: self.client.cancel_order(order_id, self.symbol(market_id)), writing=True)
+        except NotFound:
+            return
+
+    async def close(self) -> None:
+        await self.client.close()
