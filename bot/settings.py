@@ -80,6 +80,7 @@ class BotSettings(_Strict):
     log_format: Literal["json", "console"] = "json"
     allow_live: bool = False
     shutdown_grace_s: float = Field(default=10, gt=0)
+    request_timeout_ms: int = Field(default=10_000, ge=100, le=120_000)
 
 
 class ProtectionSettings(_Strict):

@@ -42,7 +42,8 @@ class Runtime:
 
     async def run(self) -> int:
         store = state_db(self.settings)
-        venues = {a.name: AccountVenue(a.name, build_client(a)) for a in self.settings.accounts()}
+        timeout = self.settings.bot.request_timeout_ms
+        venues = {a.name: AccountVenue(a.name, build_client(a, timeout)) for a in self.settings.accounts()}
         try:
             return await self._run(store, venues)
         finally:

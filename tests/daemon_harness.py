@@ -1,0 +1,171 @@
+"""Runs `bot run` as a real process against the paper exchange served by the test's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tests.paper_harness import Paper
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def paper_accounts(lead_usdt: str, followers: dict[str, str], commission: str = "0") -> dict[str, Any]:
+    """An accounts file: the lead and followers with their USDT, fixed prices, zero fees by default."""
+    names = {"lead": lead_usdt, **followers}
+    return {
+        "accounts": [
+            {
+                "name": n,
+                "api_key": f"{n}-key-000001",
+                "api_secret": f"{n}-secret-000001",
+                "email": f"{n}@paper.local",
+                "usdt": usdt,
+            }
+            for n, usdt in names.items()
+        ],
+        "master": {"api_key": "master-key-000001", "api_secret": "master-secret-000001"},
+        "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
+        "commission": {"maker": commission, "taker": commission},
+    }
+
+
+def write_config(
+    directory: Path,
+    url: str,
+    followers: dict[str, dict[str, Any]],
+    bot: dict[str, Any] | None = None,
+) -> tuple[Path, dict[str, str]]:
+    """A TOML config for `bot run` and the environment holding its secrets."""
+    bot_opts = {
+        "state_dir": str(directory / "state"),
+        "poll_interval_s": 0.2,
+        "reconcile_interval_s": 3600,
+        "heartbeat_interval_s": 3600,
+        "shutdown_grace_s": 5,
+        **(bot or {}),
+    }
+    env = {}
+    lines = ["[bot]"] + [f"{k} = {json.dumps(v)}" for k, v in bot_opts.items()]
+    for section, name, extra in [("[lead]", "lead", {}), *(("[[followers]]", n, o) for n, o in followers.items())]:
+        upper = name.upper()
+        env[f"{upper}_API_KEY"] = f"{name}-key-000001"
+        env[f"{upper}_API_SECRET"] = f"{name}-secret-000001"
+        lines += [
+            "",
+            section,
+            f'name = "{name}"',
+            'environment = "paper"',
+            f'api_url = "{url}"',
+            f'api_key_env = "{upper}_API_KEY"',
+            f'api_secret_env = "{upper}_API_SECRET"',
+        ]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
+    path = directory / "bot.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path, env
+
+
+@dataclass
+class Daemon:
+    proc: asyncio.subprocess.Process
+    events: list[dict[str, Any]] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            with contextlib.suppress(json.JSONDecodeError):
+                self.events.append(json.loads(line))
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == event]
+
+    async def wait_event(self, event: str, count: int = 1, timeout: float = 20) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.named(event)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no {count}x {event!r} within {timeout}s; seen: {[e.get('event') for e in self.events][-30:]}"
+                )
+            if self.proc.returncode is not None and self.reader is not None and self.reader.done():
+                raise AssertionError(f"daemon exited {self.proc.returncode} before {event!r}")
+            await asyncio.sleep(0.02)
+        return self.named(event)
+
+    async def stop(self, timeout: float = 20) -> int:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        if self.reader is not None:
+            await self.reader
+        return code
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+        await self.proc.wait()
+        if self.reader is not None:
+            await self.reader
+
+
+async def start_daemon(config: Path, env: dict[str, str], started: bool = True) -> Daemon:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+    )
+    daemon = Daemon(proc)
+    daemon.reader = asyncio.create_task(daemon._read())
+    if started:
+        await daemon.wait_event("daemon_started")
+    return daemon
+
+
+async def positions(paper: Paper, name: str) -> dict[str, Decimal]:
+    state = await paper.state(name)
+    return {p["symbol"]: Decimal(p["positionAmt"]) for p in state["positions"]}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+async def wait_positions(paper: Paper, expected: dict[str, dict[str, Decimal]], timeout: float = 15) -> None:
+    async def check() -> bool:
+        return all([await positions(paper, n) == want for n, want in expected.items()])
+
+    try:
+        await eventually(check, timeout, "positions")
+    except AssertionError:
+        actual = {n: await positions(paper, n) for n in expected}
+        raise AssertionError(f"positions never reached {expected}; actual {actual}") from None
+
+
+async def client_ids_are_unique(paper: Paper, name: str) -> int:
+    """Asserts that no client order id was used for two different orders; returns the order count."""
+    orders = (await paper.state(name))["orders"]
+    ids = [o["clientOrderId"] for o in orders]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    assert duplicates == [], f"{name}: client order ids sent for two orders: {duplicates}"
+    return len(orders)
