@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,7 +81,7 @@ async def test_copy_existing_on_and_off_and_symbol_filter(tmp_path: Path) -> Non
         lead = paper.client("lead")
         await lead.create_order(ETH, "market", "buy", 2)  # held before the daemon starts
         await lead.create_order(SOL, "market", "buy", 20)
-        followers = {
+        followers: dict[str, dict[str, Any]] = {
             "on": {"investment": 1000, "copy_existing": True},
             "off": {"investment": 1000, "copy_existing": False},
             "eth_only": {"investment": 2000, "copy_existing": False, "symbols": ["ETHUSDT"]},
