@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from enum import StrEnum
+from fractions import Fraction
 
 ZERO = Decimal(0)
 
@@ -18,14 +20,18 @@ class Market:
     min_qty: Decimal
     min_notional: Decimal
 
-    def truncate(self, qty: Decimal) -> Decimal:
-        """Toward zero onto the step, as ccxt's amount_to_precision (TRUNCATE) does."""
-        steps = (abs(qty) / self.step).to_integral_value(rounding=ROUND_DOWN)
-        result = steps * self.step
+    def truncate(self, qty: Decimal | Fraction) -> Decimal:
+        """Toward zero onto the step, as ccxt's amount_to_precision (TRUNCATE) does.
+
+        Exact for fractions: sizes are ratios (r = E_f / E_L, φ = 1 − |L_now| / |L_prev|), and a ratio
+        rounded to 28 digits can land a hair under a step it truly reaches (0.3 · (1 − 2/3) must be 0.1).
+        """
+        steps = math.floor(abs(Fraction(qty)) / Fraction(self.step))
+        result = Decimal(steps) * self.step
         return result if qty >= 0 else -result
 
 
-def sign(value: Decimal) -> int:
+def sign(value: Decimal | Fraction) -> int:
     return (value > 0) - (value < 0)
 
 

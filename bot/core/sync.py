@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from fractions import Fraction
 
 from bot.core.model import ZERO, FollowerView, Intent, LeadChange, Leg, Market, Plan, Skip, sign
 
 
-def _side(signed: Decimal) -> str:
+def _decimal(value: Fraction) -> Decimal:
+    """A fraction for logs: 12 significant digits are plenty to read, the math never uses it."""
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal("1e-12")).normalize()
+
+
+def _side(signed: Decimal | Fraction) -> str:
     return "buy" if signed > 0 else "sell"
 
 
@@ -32,7 +38,7 @@ def _open(
     follower: FollowerView,
     market: Market,
     position: Decimal,
-    delta: Decimal,
+    delta: Fraction,
     lead_price: Decimal | None,
     price: Decimal,
     others_gross: Decimal,
@@ -49,28 +55,28 @@ def _open(
         }
         return Plan(skips=(Skip("sync_skipped_slippage", symbol, detail),))
     cap = follower.max_leverage * follower.copy_equity
-    allowed_abs = max(ZERO, (cap - others_gross) / price)
-    target = position + delta
+    allowed_abs = max(Fraction(0), Fraction(cap - others_gross) / Fraction(price))
+    target = Fraction(position) + delta
     clipped: tuple[dict[str, str], ...] = ()
     if abs(target) > allowed_abs:
         wanted = delta
         target = sign(target) * allowed_abs
-        delta = target - position
+        delta = target - Fraction(position)
         clipped = (
             {
                 "symbol": symbol,
-                "wanted_qty": str(abs(wanted)),
+                "wanted_qty": str(_decimal(abs(wanted))),
                 "headroom": str(cap - others_gross - abs(position) * price),
                 "max_leverage": str(follower.max_leverage),
             },
         )
         if sign(delta) != sign(wanted) or delta == 0:
-            detail = {"wanted_qty": str(abs(wanted)), "max_leverage": str(follower.max_leverage)}
+            detail = {"wanted_qty": str(_decimal(abs(wanted))), "max_leverage": str(follower.max_leverage)}
             return Plan(skips=(Skip("sync_skipped_no_headroom", symbol, detail),))
     qty = abs(market.truncate(delta))
     if qty == 0 or qty < market.min_qty or qty * price < market.min_notional:
         detail = {
-            "wanted_qty": str(abs(delta)),
+            "wanted_qty": str(_decimal(abs(delta))),
             "qty": str(qty),
             "min_qty": str(market.min_qty),
             "min_notional": str(market.min_notional),
@@ -95,7 +101,7 @@ def plan_change(
     symbol = change.symbol
     price = marks[symbol]
     position = follower.position(symbol)
-    ratio = follower.copy_equity / lead_equity if lead_equity > 0 else ZERO
+    ratio = Fraction(follower.copy_equity) / Fraction(lead_equity) if lead_equity > 0 else Fraction(0)
     others = {s: q for s, q in follower.positions.items() if s != symbol}
     others_gross = gross_notional(others, marks)
     kind = change.kind
@@ -107,17 +113,19 @@ def plan_change(
     if kind == "reduce":
         if not position:
             return Plan()
-        fraction = 1 - abs(change.now) / abs(change.prev)
-        qty = market.truncate(abs(position) * fraction)
+        fraction = 1 - Fraction(abs(change.now)) / Fraction(abs(change.prev))
+        qty = market.truncate(Fraction(abs(position)) * fraction)
         if qty == 0:
-            detail = {"wanted_qty": str(abs(position) * fraction), "step": str(market.step), "leg": "reduce"}
+            wanted = _decimal(Fraction(abs(position)) * fraction)
+            detail = {"wanted_qty": str(wanted), "step": str(market.step), "leg": "reduce"}
             return Plan(skips=(Skip("sync_skipped_below_minimum", symbol, detail),))
         return Plan(intents=(Intent(Leg.REDUCE, symbol, _side(-position), qty, reduce_only=True),))
     if kind == "flip":
         closing = (_close(symbol, position),) if position else ()
-        opened = _open(follower, market, ZERO, ratio * change.now, change.fill_price, price, others_gross)
+        opened = _open(follower, market, ZERO, ratio * Fraction(change.now), change.fill_price, price, others_gross)
         return Plan(closing + opened.intents, opened.skips, opened.clipped)
-    return _open(follower, market, position, ratio * (change.now - change.prev), change.fill_price, price, others_gross)
+    delta = ratio * Fraction(change.now - change.prev)
+    return _open(follower, market, position, delta, change.fill_price, price, others_gross)
 
 
 def plan_bootstrap(

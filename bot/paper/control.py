@@ -192,11 +192,20 @@ class ControlApi:
                 retry_after=int(body.get("retry_after", 1)),
                 delay_s=float(body.get("delay_s", 0)),
                 execute=body.get("execute"),
+                api_key=self._account_key(body.get("account")),
             )
             self.x.faults.add(fault)
         except (KeyError, TypeError, ValueError) as exc:
             raise web.HTTPBadRequest(text=json.dumps({"error": f"bad fault: {exc}"})) from None
         return _reply({"faults": self.x.faults.listing()})
+
+    def _account_key(self, name: str | None) -> str | None:
+        if name is None:
+            return None
+        account = self.x.ledger.accounts.get(name)
+        if account is None:
+            raise KeyError(f"no account {name!r}")
+        return account.api_key
 
     async def clear_faults(self, request: web.Request) -> web.Response:
         self.x.faults.clear()

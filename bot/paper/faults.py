@@ -25,13 +25,18 @@ class Fault:
     retry_after: int = 1
     delay_s: float = 0.0
     execute: bool | None = None  # default: True for delay and drop, False for the error answers
+    api_key: str | None = None  # only requests signed with this key (one account's), else any
 
     @property
     def executes(self) -> bool:
         return self.execute if self.execute is not None else self.kind in ("delay", "drop")
 
     def matches(self, request: web.Request) -> bool:
-        return request.path == self.path and (self.method is None or self.method.upper() == request.method)
+        return (
+            request.path == self.path
+            and (self.method is None or self.method.upper() == request.method)
+            and (self.api_key is None or request.headers.get("X-MBX-APIKEY") == self.api_key)
+        )
 
 
 class Faults:
@@ -50,7 +55,7 @@ class Faults:
         self._pending.clear()
 
     def listing(self) -> list[dict[str, object]]:
-        return [asdict(f) for f in self._pending]
+        return [{**asdict(f), "api_key": "***" if f.api_key else None} for f in self._pending]
 
     def take(self, request: web.Request) -> Fault | None:
         for fault in self._pending:

@@ -181,3 +181,26 @@ def test_properties_of_every_plan(
     else:
         assert position == 0 or sign(position) == sign(now)  # never on the other side of the lead
     assert len({(i.leg, i.side) for i in plan.intents}) == len(plan.intents)  # one order per leg
+
+
+def test_ratios_are_exact_before_truncation() -> None:
+    """0.3 · (1 − 2/3) is 0.1 exactly; 28-digit decimals would give 0.0999… and truncate a whole step away."""
+    reduce = plan_change(change("ETHUSDT", "3", "2"), D(10000), follower(positions={"ETHUSDT": D("0.3")}), ETH, MARKS)
+    assert reduce.intents == (Intent(Leg.REDUCE, "ETHUSDT", "sell", D("0.1"), True),)
+    opened = plan_change(
+        change("ETHUSDT", "0", "3", "3000"), D(3000), follower("2000", lev="5"), ETH, {**MARKS, "ETHUSDT": D(1000)}
+    )  # r = 2/3: 2/3 · 3 = 2 exactly
+    assert opened.intents == (Intent(Leg.OPEN, "ETHUSDT", "buy", D("2"), False),)
+
+
+@settings(max_examples=300, deadline=None)
+@given(held=st.integers(1, 5000), prev=st.integers(1, 500), now=st.integers(1, 500))
+def test_reduce_is_the_exact_fraction_truncated(held: int, prev: int, now: int) -> None:
+    assume(now < prev)
+    position = D(held) / 1000
+    plan = plan_change(
+        LeadChange(1, "ETHUSDT", D(prev), D(now), None), D(10000), follower(positions={"ETHUSDT": position}), ETH, MARKS
+    )
+    exact_thousandths = (held * (prev - now)) // prev  # floor of the exact rational, in steps
+    expected = D(exact_thousandths) / 1000
+    assert sum((i.qty for i in plan.intents), D(0)) == expected
