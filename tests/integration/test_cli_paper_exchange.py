@@ -85,7 +85,7 @@ def test_readme_script_trades_against_the_process_then_sigterm_exits_0(
 
 def test_readme_opens_with_the_two_commands() -> None:
     blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-    assert blocks[0].strip().startswith("pip install . && bot ")
+    assert blocks[0].strip() == "pip install . && bot demo"
     assert blocks[1].strip() == "pip install '.[test]' && python -m pytest"
     ci = (ROOT / ".ci/run").read_text()
     assert "pip install '.[test]' && python -m pytest" in ci

@@ -1,0 +1,68 @@
+"""`bot status`, `bot check-config`, `bot demo`, heartbeats, and secrets kept out of every output."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from tests.conftest import ETH
+from tests.daemon_harness import ROOT, paper_accounts, start_daemon, wait_positions, write_config
+from tests.paper_harness import running_paper
+
+D = Decimal
+
+
+async def run_bot(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_status_heartbeat_and_no_secret_anywhere(tmp_path: Path) -> None:
+    async with running_paper(paper_accounts("10000", {"f1": "1000", "f2": "3000"})) as paper:
+        config, env = write_config(
+            tmp_path,
+            paper.url,
+            {"f1": {"investment": 1000}, "f2": {"investment": 2000}},
+            bot={"heartbeat_interval_s": 0.3},
+        )
+        daemon = await start_daemon(config, env)
+        await paper.client("lead").create_order(ETH, "market", "buy", 2)
+        await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}, "f2": {"ETHUSDT": D("0.4")}})
+        beats = await daemon.wait_event("heartbeat", count=2)
+        assert beats[-1]["follower_lag"] == {"f1": 0, "f2": 0} and beats[-1]["last_lead_change"] == "1"
+        assert await daemon.stop() == 0
+        code, out, err = await run_bot("status", "--config", str(config), env=env)
+        assert code == 0, err
+        lines = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("f1 ", "f2 "))}
+        assert lines["f1"][1:6] == ["active", "1000.00", "+0.00", "ETHUSDT", "0.2"]
+        assert lines["f2"][1:6] == ["active", "2000.00", "+0.00", "ETHUSDT", "0.4"]  # reserve 1,000 kept aside
+        code, out, _ = await run_bot("check-config", "--config", str(config), env=env)
+        assert code == 0 and "f2: investment 2000 USDT" in out
+        everything = "\n".join(str(e) for e in daemon.events) + out
+        for name in ("lead", "f1", "f2"):
+            assert f"{name}-secret-000001" not in everything and f"{name}-key-000001" not in everything
+
+
+async def test_demo_runs_with_no_keys_and_prints_its_table(tmp_path: Path) -> None:
+    code, out, err = await run_bot("demo", "--seconds", "8", "--state-dir", str(tmp_path / "demo"), timeout=180)
+    assert code == 0, err
+    assert "lead open" in out
+    table = [line.split() for line in out.splitlines() if line.startswith(("alice ", "bob ", "carol "))]
+    assert {row[0] for row in table} == {"alice", "bob", "carol"}
+    assert all(row[1] == "active" for row in table)
+    assert (tmp_path / "demo" / "bot.log").stat().st_size > 0
+    assert f"state (SQLite):    {tmp_path / 'demo' / 'copybot.sqlite3'}" in out
