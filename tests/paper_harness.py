@@ -44,16 +44,21 @@ ACCOUNTS: dict[str, Any] = {
 
 
 class Paper:
-    def __init__(self, exchange: PaperExchange, session: aiohttp.ClientSession) -> None:
+    """A running paper exchange (in this process, or any at `url`) with its accounts file."""
+
+    def __init__(
+        self, url: str, config: dict[str, Any], session: aiohttp.ClientSession, exchange: PaperExchange | None = None
+    ) -> None:
         self.exchange = exchange
-        self.url = exchange.base_url
+        self.url = url
+        self.config = config
         self.session = session
         self._clients: list[Any] = []
 
     def keys(self, name: str) -> tuple[str, str]:
         if name == "master":
-            return ACCOUNTS["master"]["api_key"], ACCOUNTS["master"]["api_secret"]
-        spec = next(a for a in ACCOUNTS["accounts"] if a["name"] == name)
+            return self.config["master"]["api_key"], self.config["master"]["api_secret"]
+        spec = next(a for a in self.config["accounts"] if a["name"] == name)
         return spec["api_key"], spec["api_secret"]
 
     def client(self, name: str, *, stream: bool = False, timeout_ms: int = 10_000) -> Any:
@@ -79,16 +84,22 @@ class Paper:
     async def wallet(self, name: str) -> Decimal:
         return Decimal((await self.state(name))["account"]["totalWalletBalance"])
 
+    @property
+    def running(self) -> PaperExchange:
+        assert self.exchange is not None, "this paper exchange runs in another process"
+        return self.exchange
+
     async def close(self) -> None:
         await asyncio.gather(*(client.close() for client in self._clients))
 
 
 @asynccontextmanager
 async def running_paper(config: dict[str, Any] | None = None) -> AsyncIterator[Paper]:
-    exchange = PaperExchange(PaperConfig.model_validate(config or ACCOUNTS))
-    await exchange.start("127.0.0.1", 0)
+    config = config or ACCOUNTS
+    exchange = PaperExchange(PaperConfig.model_validate(config))
+    url = await exchange.start("127.0.0.1", 0)
     session = aiohttp.ClientSession()
-    paper = Paper(exchange, session)
+    paper = Paper(url, config, session, exchange)
     try:
         yield paper
     finally:

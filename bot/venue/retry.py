@@ -11,7 +11,7 @@ from bot.venue.errors import Temporary
 
 T = TypeVar("T")
 
-_backoff = wait_exponential_jitter(initial=0.1, max=5.0, jitter=0.2)
+_backoff = wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.2)
 
 
 def _is_temporary(exc: BaseException) -> bool:

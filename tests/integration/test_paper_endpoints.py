@@ -236,10 +236,10 @@ async def test_control_api_state_deposit_and_withdraw(paper: Paper) -> None:
 async def test_random_walk_is_seeded_and_moves_on_ticks(paper: Paper) -> None:
     import random
 
-    paper.exchange.walk_step(random.Random(7), Decimal("0.01"))
+    paper.running.walk_step(random.Random(7), Decimal("0.01"))
     first = (await paper.control("GET", "/prices"))["BTCUSDT"]["last"]
     await paper.set_price("BTCUSDT", "50000")
-    paper.exchange.walk_step(random.Random(7), Decimal("0.01"))
+    paper.running.walk_step(random.Random(7), Decimal("0.01"))
     second = (await paper.control("GET", "/prices"))["BTCUSDT"]["last"]
     assert first == second != "50000"
     assert Decimal(first) % Decimal("0.1") == 0
