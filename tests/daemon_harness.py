@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -118,19 +118,36 @@ class Daemon:
             await self.reader
 
 
-async def start_daemon(config: Path, env: dict[str, str], started: bool = True) -> Daemon:
-    proc = await asyncio.create_subprocess_exec(
+async def bot_process(*args: str, env: dict[str, str] | None = None, merge_stderr: bool = False) -> Any:
+    """`python -m bot ARGS` from the checkout, stdout (and stderr) piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
-        "run",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        *args,
         cwd=ROOT,
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
     )
+
+
+async def slow_orders(paper: Paper, names: Iterable[str], delay_s: float, count: int) -> None:
+    """Each named account's next `count` orders execute at once but answer `delay_s` later."""
+    for name in names:
+        fault = {
+            "path": "/fapi/v1/order",
+            "method": "POST",
+            "account": name,
+            "kind": "delay",
+            "delay_s": delay_s,
+            "count": count,
+        }
+        await paper.control("POST", "/faults", fault)
+
+
+async def start_daemon(config: Path, env: dict[str, str], started: bool = True) -> Daemon:
+    proc = await bot_process("run", "--config", str(config), env=env, merge_stderr=True)
     daemon = Daemon(proc)
     daemon.reader = asyncio.create_task(daemon._read())
     if started:

@@ -56,7 +56,7 @@ class FollowerMirror:
 
     # -- activation -------------------------------------------------------------------------------
 
-    async def activate(self, lead_positions: Mapping[str, Decimal]) -> bool:
+    async def activate(self) -> bool:
         """Records the follower at its first start. False when its configuration cannot run."""
         if self.store.follower(self.name) is not None:
             return True
@@ -69,9 +69,8 @@ class FollowerMirror:
                 account_equity=equity,
             )
             return False
-        ignored = [] if self.settings.copy_existing else [s for s, q in lead_positions.items() if q]
         row = self.store.activate_follower(
-            self.name, self.settings.investment, equity, self.store.last_seq(), ignored, self.clock.now_ms()
+            self.name, self.settings.investment, equity, self.settings.copy_existing, self.clock.now_ms()
         )
         self.log.info(
             "follower_activated",
@@ -79,7 +78,8 @@ class FollowerMirror:
             reserve=row.reserve,
             account_equity=equity,
             copy_existing=self.settings.copy_existing,
-            waiting_for_flat=sorted(ignored),
+            from_lead_change=row.last_seq,
+            waiting_for_flat=sorted(self.store.ignored(self.name)),
         )
         return True
 
@@ -125,7 +125,7 @@ class FollowerMirror:
     async def _bootstrap(self) -> None:
         kind, seq = "b", 0
         if self.settings.copy_existing and not self.store.has_plan(self.name, kind, seq):
-            lead = {s: q for s, (q, _) in self.store.lead_positions().items() if self._wanted(s)}
+            lead = {s: q for s, q in self.store.bootstrap_positions(self.name).items() if self._wanted(s)}
             if lead:
                 equity = self.store.equity("lead")
                 lead_equity = equity[0] if equity else ZERO

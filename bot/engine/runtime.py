@@ -89,10 +89,9 @@ class Runtime:
             max_leverage=self.settings.protection.max_leverage,
             equity_max_age_ms=int(self.settings.bot.poll_interval_s * 1000),
         )
-        lead_positions = {s: q for s, (q, _) in store.lead_positions().items()}
         for follower in self.settings.followers:
             mirror = FollowerMirror(follower, venues[follower.name], store, rules, prices, self.clock, config, self.log)
-            if await mirror.activate(lead_positions):
+            if await mirror.activate():
                 self.mirrors[follower.name] = mirror
                 self._wakes[follower.name] = asyncio.Event()
         self.log.info(

@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS follower_positions (
     follower TEXT NOT NULL, symbol TEXT NOT NULL, amount TEXT NOT NULL, PRIMARY KEY (follower, symbol));
 CREATE TABLE IF NOT EXISTS follower_ignored (
     follower TEXT NOT NULL, symbol TEXT NOT NULL, PRIMARY KEY (follower, symbol));
+CREATE TABLE IF NOT EXISTS follower_bootstrap (
+    follower TEXT NOT NULL, symbol TEXT NOT NULL, amount TEXT NOT NULL, PRIMARY KEY (follower, symbol));
 CREATE TABLE IF NOT EXISTS follower_leverage (
     follower TEXT NOT NULL, symbol TEXT NOT NULL, leverage TEXT NOT NULL, PRIMARY KEY (follower, symbol));
 CREATE TABLE IF NOT EXISTS plans (
@@ -236,25 +238,31 @@ class Store:
         return [row for n in names if (row := self.follower(n)) is not None]
 
     def activate_follower(
-        self,
-        name: str,
-        investment: Decimal,
-        account_equity: Decimal,
-        last_seq: int,
-        ignored: Iterable[str],
-        now_ms: int,
+        self, name: str, investment: Decimal, account_equity: Decimal, copy_existing: bool, now_ms: int
     ) -> FollowerRow:
-        """First activation: reserve = equity at start − investment (never below 0), progress from `last_seq`."""
+        """First activation, in one transaction: reserve = equity at start − investment (never below 0), progress
+        from the latest lead change, and the lead's positions at that very point, which are what `copy_existing`
+        copies (or, when false, the symbols left alone until the lead is flat in them)."""
         reserve = max(ZERO, account_equity - investment)
         with self.transaction() as db:
+            last_seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM lead_changes").fetchone()[0]
+            lead = [(s, a) for s, a in db.execute("SELECT symbol, amount FROM lead_positions") if Decimal(a) != 0]
             db.execute(
                 "INSERT INTO followers VALUES (?, 'active', ?, ?, ?, ?, ?, 0, '')",
                 (name, str(investment), str(reserve), str(account_equity), last_seq, now_ms),
             )
-            db.executemany("INSERT OR IGNORE INTO follower_ignored VALUES (?, ?)", [(name, s) for s in ignored])
+            if copy_existing:
+                db.executemany("INSERT INTO follower_bootstrap VALUES (?, ?, ?)", [(name, s, a) for s, a in lead])
+            else:
+                db.executemany("INSERT INTO follower_ignored VALUES (?, ?)", [(name, s) for s, _ in lead])
         row = self.follower(name)
         assert row is not None
         return row
+
+    def bootstrap_positions(self, name: str) -> dict[str, Decimal]:
+        """The lead's positions when this follower was activated (what copy_existing copies)."""
+        rows = self._db.execute("SELECT symbol, amount FROM follower_bootstrap WHERE follower=?", (name,))
+        return {s: Decimal(a) for s, a in rows}
 
     def set_follower_state(self, name: str, state: str, reason: str = "") -> None:
         with self.transaction() as db:
@@ -394,6 +402,9 @@ class Store:
         """An order's final outcome and its fill, with the follower's expected position, in one transaction."""
         signed = filled if row.intent.side == "buy" else -filled
         with self.transaction() as db:
+            current_status = db.execute("SELECT status FROM intents WHERE id=?", (row.id,)).fetchone()
+            if current_status is None or current_status[0] not in OPEN_STATUSES:
+                return  # already final: an outcome is applied once
             db.execute(
                 "UPDATE intents SET status=?, order_id=?, filled=?, avg_price=?, error=NULL, updated_ms=?"
                 " WHERE id=? AND status IN ('pending','unknown')",

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 from tests.conftest import ETH
-from tests.daemon_harness import ROOT, paper_accounts, start_daemon, wait_positions, write_config
+from tests.daemon_harness import bot_process, paper_accounts, start_daemon, wait_positions, write_config
 from tests.paper_harness import running_paper
 
 D = Decimal
 
 
 async def run_bot(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
-    )
+    proc = await bot_process(*args, env=env)
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

@@ -3,17 +3,14 @@ sample accounts, both as real processes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 
 from tests.conftest import BTC, ETH
-from tests.daemon_harness import ROOT, paper_accounts, start_daemon, wait_positions, write_config
+from tests.daemon_harness import ROOT, bot_process, paper_accounts, start_daemon, wait_positions, write_config
 from tests.integration.test_cli_paper_exchange import free_port
 from tests.paper_harness import Paper, running_paper
 
@@ -39,18 +36,8 @@ async def test_reconciliation_undoes_manual_positions_and_foreign_orders(tmp_pat
 
 async def test_sample_config_copies_against_the_sample_paper_exchange(tmp_path: Path) -> None:
     port = free_port()
-    exchange = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "paper-exchange",
-        "--accounts",
-        str(ROOT / "config/paper-accounts.json"),
-        "--port",
-        str(port),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    exchange = await bot_process(
+        "paper-exchange", "--accounts", str(ROOT / "config/paper-accounts.json"), "--port", str(port)
     )
     assert exchange.stdout is not None
     url = json.loads(await exchange.stdout.readline())["url"]

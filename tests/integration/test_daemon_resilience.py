@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 from tests.conftest import ETH, SOL
 from tests.daemon_harness import (
-    ROOT,
+    bot_process,
     client_ids_are_unique,
     paper_accounts,
     positions,
+    slow_orders,
     start_daemon,
     wait_positions,
     write_config,
@@ -28,18 +27,7 @@ D = Decimal
 async def test_bad_config_exits_2_naming_the_field_and_trades_nothing(tmp_path: Path) -> None:
     async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
         config, env = write_config(tmp_path, paper.url, {"f1": {"investment": -5, "max_slippage_pct": "lots"}})
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            "--config",
-            str(config),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-        )
+        proc = await bot_process("run", "--config", str(config), env=env)
         _, stderr = await proc.communicate()
         assert proc.returncode == 2
         text = stderr.decode()
@@ -102,19 +90,7 @@ async def test_sigterm_during_a_fan_out_exits_0_and_a_restart_completes_the_rest
     followers = {f"f{i}": str(1000 * i) for i in range(1, 4)}
     async with running_paper(paper_accounts("10000", followers)) as paper:
         config, env = write_config(tmp_path, paper.url, {n: {"investment": int(u)} for n, u in followers.items()})
-        for name in followers:  # every follower order takes 0.6 s to answer
-            await paper.control(
-                "POST",
-                "/faults",
-                {
-                    "path": "/fapi/v1/order",
-                    "method": "POST",
-                    "account": name,
-                    "kind": "delay",
-                    "delay_s": 0.6,
-                    "count": 100,
-                },
-            )
+        await slow_orders(paper, followers, delay_s=0.6, count=100)  # every follower order answers late
         daemon = await start_daemon(config, env)
         lead = paper.client("lead")
         for qty in (1, 2, 3):  # three lead changes, seen one by one
@@ -138,19 +114,7 @@ async def test_sigkill_mid_fan_out_in_a_loop_never_duplicates_and_ends_exact(tmp
     rng = random.Random(11)
     async with running_paper(paper_accounts("10000", followers)) as paper:
         config, env = write_config(tmp_path, paper.url, {n: {"investment": int(u)} for n, u in followers.items()})
-        for name in followers:
-            await paper.control(
-                "POST",
-                "/faults",
-                {
-                    "path": "/fapi/v1/order",
-                    "method": "POST",
-                    "account": name,
-                    "kind": "delay",
-                    "delay_s": 0.15,
-                    "count": 1000,
-                },
-            )
+        await slow_orders(paper, followers, delay_s=0.15, count=1000)
         lead = paper.client("lead")
         lead_eth = D(0)
         for round_ in range(5):
