@@ -272,6 +272,8 @@ class FollowerMirror:
         actual = {s: q for s, (q, _) in (await self.venue.positions()).items()}
         expected = self.store.follower_positions(self.name)
         lead = self.store.lead_positions()
+        row = self.store.follower(self.name)
+        caught_up = row is not None and row.last_seq >= self.store.last_seq()
         corrections = 0
         ours = f"cb-{self.store.epoch}-"
         for symbol, order_id, cid in await self.venue.open_orders():
@@ -285,7 +287,9 @@ class FollowerMirror:
         for symbol in sorted(set(actual) | set(expected)):
             if symbol not in self.markets:
                 continue
-            target = expected.get(symbol, ZERO) if symbol in lead else ZERO
+            # a position where the lead is flat is closed, once this follower has copied every lead change
+            lead_flat = symbol not in lead and caught_up
+            target = ZERO if lead_flat else expected.get(symbol, ZERO)
             have = actual.get(symbol, ZERO)
             if have == target and target == expected.get(symbol, ZERO):
                 continue

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import signal
-from typing import Any
+from typing import Any, TextIO
 
 from bot import logs
 from bot.engine.clock import Clock, SystemClock
@@ -19,6 +20,18 @@ from bot.venue.errors import Fatal, VenueError
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
+
+
+def _lock_state(settings: Settings) -> TextIO | None:
+    """An exclusive lock on the state directory: two daemons on one state could send the same intent twice."""
+    settings.bot.state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (settings.bot.state_dir / "copybot.lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def state_db(settings: Settings) -> Store:
@@ -41,6 +54,20 @@ class Runtime:
         self.stopping.set()
 
     async def run(self) -> int:
+        lock = _lock_state(self.settings)
+        if lock is None:
+            self.log.error(
+                "state_locked",
+                state_dir=str(self.settings.bot.state_dir),
+                reason="another bot process is running with this state directory",
+            )
+            return EXIT_UNREACHABLE
+        try:
+            return await self._run_locked()
+        finally:
+            lock.close()
+
+    async def _run_locked(self) -> int:
         store = state_db(self.settings)
         timeout = self.settings.bot.request_timeout_ms
         venues = {a.name: AccountVenue(a.name, build_client(a, timeout)) for a in self.settings.accounts()}

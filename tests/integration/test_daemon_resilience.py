@@ -133,3 +133,17 @@ async def test_sigkill_mid_fan_out_in_a_loop_never_duplicates_and_ends_exact(tmp
         assert await final.stop() == 0
         for name in followers:
             await client_ids_are_unique(paper, name)
+
+
+async def test_a_second_daemon_on_the_same_state_refuses_to_start(tmp_path: Path) -> None:
+    async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
+        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}})
+        first = await start_daemon(config, env)
+        second = await start_daemon(config, env, started=False)
+        assert await asyncio.wait_for(second.proc.wait(), 30) == 1
+        await second.stop()
+        assert second.named("state_locked") and not second.named("daemon_started")
+        await paper.client("lead").create_order(ETH, "market", "buy", 2)
+        await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
+        assert await first.stop() == 0
+        assert await client_ids_are_unique(paper, "f1") == 1
