@@ -65,7 +65,7 @@ def _run(config: Path) -> int:
     settings = _load(config)
     assert isinstance(settings, Settings)
     logs.configure(settings.bot.log_format, redactor=logs.SecretRedactor(_secrets(settings)))
-    return asyncio.run(Runtime(settings).run())
+    return asyncio.run(Runtime(settings, config_path=config).run())
 
 
 def _check_config(config: Path) -> int:

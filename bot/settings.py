@@ -81,6 +81,7 @@ class BotSettings(_Strict):
     allow_live: bool = False
     shutdown_grace_s: float = Field(default=10, gt=0)
     request_timeout_ms: int = Field(default=10_000, ge=100, le=120_000)
+    lead_auth_grace_s: float = Field(default=300, gt=0)
 
 
 class ProtectionSettings(_Strict):
@@ -119,7 +120,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
     bot: BotSettings = Field(default_factory=BotSettings)
-    lead: AccountSettings
+    lead: AccountSettings | None = None
     protection: ProtectionSettings = Field(default_factory=ProtectionSettings)
     settlement: SettlementSettings = Field(default_factory=SettlementSettings)
     followers: tuple[FollowerSettings, ...] = ()
@@ -137,17 +138,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        names = [self.lead.name, *(f.name for f in self.followers)]
+        names = [a.name for a in self.accounts()]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"account names must be unique: {', '.join(duplicates)}")
-        live = [a.name for a in (self.lead, *self.followers) if a.environment == "live"]
+        live = [a.name for a in self.accounts() if a.environment == "live"]
         if live and not self.bot.allow_live:
             raise ValueError(f"environment 'live' is refused unless bot.allow_live = true ({', '.join(live)})")
         return self
 
     def accounts(self) -> tuple[AccountSettings, ...]:
-        return (self.lead, *self.followers)
+        return (self.lead, *self.followers) if self.lead is not None else self.followers
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
@@ -186,7 +187,7 @@ def resolve_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:
         creds = Credentials(api_key=SecretStr(values["api_key"]), api_secret=SecretStr(values["api_secret"]))
         return account.model_copy(update={"credentials": creds})
 
-    lead = fill(settings.lead, "lead")
+    lead = fill(settings.lead, "lead") if settings.lead is not None else None
     followers = tuple(fill(f, f"followers.{i}") for i, f in enumerate(settings.followers))
     if problems:
         raise ConfigError(problems)
@@ -198,9 +199,7 @@ def summary(settings: Settings) -> str:
     lines = [
         f"state_dir: {settings.bot.state_dir}   lead_source: {settings.bot.lead_source}   "
         f"poll: {settings.bot.poll_interval_s}s   reconcile: {settings.bot.reconcile_interval_s}s",
-        f"lead: {settings.lead.name} ({settings.lead.exchange}, {settings.lead.environment}"
-        + (f", {settings.lead.api_url}" if settings.lead.api_url else "")
-        + ")",
+        _lead_line(settings),
         f"protection: {'on' if settings.protection.enabled else 'off'}   max_leverage: "
         f"{settings.protection.max_leverage}   min_lead_equity: {settings.protection.min_lead_equity}",
         f"followers: {len(settings.followers)}",
@@ -213,3 +212,12 @@ def summary(settings: Settings) -> str:
             f"({f.exchange}, {f.environment})"
         )
     return "\n".join(lines)
+
+
+def _lead_line(settings: Settings) -> str:
+    lead = settings.lead
+    if lead is None:
+        return "lead: none (copying ends: every follower's positions are closed)"
+    return (
+        f"lead: {lead.name} ({lead.exchange}, {lead.environment}" + (f", {lead.api_url}" if lead.api_url else "") + ")"
+    )

@@ -13,7 +13,7 @@ from bot.engine.clock import Clock
 from bot.engine.prices import MarkPrices
 from bot.store.db import Store, StoredChange
 from bot.venue.ccxt_venue import AccountVenue
-from bot.venue.errors import VenueError
+from bot.venue.errors import Fatal, VenueError
 
 LEAD_LEVERAGE_LOCK = Decimal(5)
 
@@ -28,6 +28,8 @@ class LeadPoller:
         log: Any,
         on_change: Callable[[], None],
         poll_interval_s: float,
+        on_poll: Callable[[], None] | None = None,
+        auth_grace_s: float = 300.0,
     ) -> None:
         self.venue = venue
         self.store = store
@@ -36,6 +38,10 @@ class LeadPoller:
         self.log = log.bind(account="lead")
         self.on_change = on_change
         self.poll_interval_s = poll_interval_s
+        self.on_poll = on_poll or (lambda: None)
+        self.auth_grace_s = auth_grace_s
+        self.gone_reason: str | None = None
+        self._auth_failing_since: int | None = None
         self.last_poll_ms = 0
         self.polls = 0
         self._over_leveraged = False
@@ -103,8 +109,20 @@ class LeadPoller:
             try:
                 await self.poll_once()
                 backoff = self.poll_interval_s
+                self._auth_failing_since = None
+            except Fatal as exc:
+                now = self.clock.now_ms()
+                self._auth_failing_since = self._auth_failing_since or now
+                failing_s = (now - self._auth_failing_since) / 1000
+                self.log.error("lead_poll_failed", error=str(exc), failing_for_s=failing_s)
+                if failing_s >= self.auth_grace_s:
+                    self.gone_reason = f"the lead's key has failed for {failing_s:.0f}s"
+                    self.on_poll()
+                    return
+                backoff = min(backoff * 2, 5.0)
             except VenueError as exc:
                 self.log.error("lead_poll_failed", error=str(exc))
                 backoff = min(backoff * 2, 30.0)
+            self.on_poll()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=backoff)

@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from bot.core.ids import client_order_id
 from bot.core.model import ZERO, FollowerView, Intent, Leg, Market, Plan
+from bot.core.risk import stop_loss_hit, stop_loss_threshold
 from bot.core.sync import plan_bootstrap, plan_change, plan_correction
 from bot.engine.clock import Clock
 from bot.engine.prices import MarkPrices
@@ -53,13 +55,12 @@ class FollowerMirror:
         self._sent_fresh: set[int] = set()  # intents planned by this process: never sent before it
         self._equity: tuple[Decimal, int] | None = None
         self.last_sync_ms = 0
+        self.end_request: tuple[str, str] | None = None  # (state, reason): close out and stop, in the worker
 
     # -- activation -------------------------------------------------------------------------------
 
-    async def activate(self) -> bool:
-        """Records the follower at its first start. False when its configuration cannot run."""
-        if self.store.follower(self.name) is not None:
-            return True
+    async def activate(self, config_hash: str = "") -> bool:
+        """(Re)activates the follower once it is admitted. False when its configuration cannot run."""
         equity = await self.venue.equity()
         if self.settings.investment > equity:
             self.log.error(
@@ -68,10 +69,12 @@ class FollowerMirror:
                 investment=self.settings.investment,
                 account_equity=equity,
             )
+            self.store.set_follower_state(self.name, "config_error", "investment above the account equity")
             return False
         row = self.store.activate_follower(
-            self.name, self.settings.investment, equity, self.settings.copy_existing, self.clock.now_ms()
+            self.name, self.settings.investment, equity, self.settings.copy_existing, self.clock.now_ms(), config_hash
         )
+        self._equity = None
         self.log.info(
             "follower_activated",
             investment=row.investment,
@@ -83,9 +86,9 @@ class FollowerMirror:
         )
         return True
 
-    async def copy_equity(self) -> Decimal:
+    async def copy_equity(self, fresh: bool = False) -> Decimal:
         now = self.clock.now_ms()
-        if self._equity is None or now - self._equity[1] > self.config.equity_max_age_ms:
+        if fresh or self._equity is None or now - self._equity[1] > self.config.equity_max_age_ms:
             equity = await self.venue.equity()
             self._equity = (equity, now)
             self.store.record_equity(self.name, equity, now)
@@ -249,7 +252,9 @@ class FollowerMirror:
             result.filled,
             result.average,
             self.clock.now_ms(),
-            update_position=row.kind != "r",
+            # copies, the bootstrap and investment decreases move the expected position; corrections
+            # and close-outs set it explicitly once done
+            update_position=row.kind in ("c", "b", "i"),
         )
         self.log.info(
             "follower_order_filled",
@@ -314,3 +319,57 @@ class FollowerMirror:
             return
         self._journal("r", seq, Plan(intents=intents))
         await self._execute("r", seq)
+
+    # -- lifecycle: stop loss and close-outs ------------------------------------------------------
+
+    async def check_stop_loss(self, fresh: bool = False) -> bool:
+        """SPEC section 6: at copy equity ≤ investment × (1 − pct/100), close everything and stop copying."""
+        row = self.store.follower(self.name)
+        if row is None or row.state != "active":
+            return False
+        copy_equity = await self.copy_equity(fresh)
+        pct = self.settings.total_stop_loss_pct
+        if not stop_loss_hit(copy_equity, row.investment, pct):
+            return False
+        self.log.warning(
+            "follower_stop_loss_triggered",
+            copy_equity=copy_equity,
+            investment=row.investment,
+            total_stop_loss_pct=pct,
+            threshold=stop_loss_threshold(row.investment, pct),
+            copy_pnl=copy_equity - row.investment,
+        )
+        await self.close_out("stopped_loss", "total stop loss", "s")
+        return True
+
+    async def close_out(self, state: str, reason: str, kind: str) -> None:
+        """Flattens the account (reduce-only market orders), cancels its open orders and leaves it in `state`."""
+        actual = {s: q for s, (q, _) in (await self.venue.positions()).items() if s in self.markets}
+        seq = self.clock.now_ms()
+        epoch = self.store.epoch
+        closes = [
+            (
+                Intent(Leg.CLOSE, s, "sell" if q > 0 else "buy", abs(q), reduce_only=True),
+                client_order_id(epoch, self.name, kind, seq, idx),
+            )
+            for idx, (s, q) in enumerate(sorted(actual.items()))
+        ]
+        self.store.close_out(self.name, state, reason, kind, seq, closes, self.clock.now_ms())
+        await self.finish_close_outs()
+        for symbol, order_id, _ in await self.venue.open_orders():
+            await self.venue.cancel(symbol, order_id)
+
+    async def finish_close_outs(self) -> None:
+        """Completes journaled closing orders; once none is left, the expected positions are flat."""
+        await self.resolve_unfinished()
+        for symbol in self.store.follower_positions(self.name):
+            self.store.set_follower_position(self.name, symbol, ZERO)
+
+    def plan_release(self, fraction: Fraction, seq: int) -> list[tuple[Intent, str]]:
+        """An investment decrease: every position reduced by the same fraction (reduce-only, truncated)."""
+        intents = []
+        for symbol, qty in sorted(self.store.follower_positions(self.name).items()):
+            cut = self.markets[symbol].truncate(Fraction(abs(qty)) * fraction) if symbol in self.markets else ZERO
+            if cut:
+                intents.append(Intent(Leg.REDUCE, symbol, "sell" if qty > 0 else "buy", cut, reduce_only=True))
+        return [(i, client_order_id(self.store.epoch, self.name, "i", seq, idx)) for idx, i in enumerate(intents)]

@@ -1,4 +1,4 @@
-"""The composition root: builds everything from Settings, runs the tasks, stops cleanly on a signal."""
+"""The composition root: builds everything from Settings, runs the tasks, reloads on SIGHUP, stops on a signal."""
 
 from __future__ import annotations
 
@@ -6,20 +6,23 @@ import asyncio
 import contextlib
 import fcntl
 import signal
+from pathlib import Path
 from typing import Any, TextIO
 
 from bot import logs
 from bot.engine.clock import Clock, SystemClock
 from bot.engine.lead import LeadPoller
+from bot.engine.lifecycle import Lifecycle, protection_of
 from bot.engine.mirror import FollowerMirror, MirrorConfig
 from bot.engine.prices import MarkPrices
-from bot.settings import Settings
+from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
 from bot.venue.ccxt_venue import AccountVenue, build_client, market_rules
 from bot.venue.errors import Fatal, VenueError
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
+EXIT_LEAD_GONE = 3
 
 
 def _lock_state(settings: Settings) -> TextIO | None:
@@ -39,19 +42,33 @@ def state_db(settings: Settings) -> Store:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, clock: Clock | None = None, install_signals: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        install_signals: bool = True,
+        config_path: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.install_signals = install_signals
+        self.config_path = config_path
         self.log = logs.get()
         self.stopping = asyncio.Event()
+        self.exit_code = EXIT_OK
         self._wakes: dict[str, asyncio.Event] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._polled = asyncio.Event()
+        self._reload = asyncio.Event()
         self.mirrors: dict[str, FollowerMirror] = {}
 
     def stop(self) -> None:
         if not self.stopping.is_set():
             self.log.info("shutdown_requested")
         self.stopping.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
 
     async def run(self) -> int:
         lock = _lock_state(self.settings)
@@ -62,80 +79,147 @@ class Runtime:
                 reason="another bot process is running with this state directory",
             )
             return EXIT_UNREACHABLE
+        store = state_db(self.settings)
+        self.venues: dict[str, AccountVenue] = {}
         try:
-            return await self._run_locked()
+            return await self._run(store)
         finally:
+            await asyncio.gather(*(v.close() for v in self.venues.values()), return_exceptions=True)
+            store.close()
             lock.close()
 
-    async def _run_locked(self) -> int:
-        store = state_db(self.settings)
-        timeout = self.settings.bot.request_timeout_ms
-        venues = {a.name: AccountVenue(a.name, build_client(a, timeout)) for a in self.settings.accounts()}
-        try:
-            return await self._run(store, venues)
-        finally:
-            await asyncio.gather(*(v.close() for v in venues.values()), return_exceptions=True)
-            store.close()
+    def _venue(self, account: Any) -> AccountVenue:
+        venue = AccountVenue(account.name, build_client(account, self.settings.bot.request_timeout_ms))
+        self.venues[account.name] = venue
+        return venue
 
-    async def _startup(self, venues: dict[str, AccountVenue]) -> dict[str, Any] | None:
+    async def _startup(self, store: Store) -> dict[str, Any] | None:
         """Loads markets once, then makes sure every account answers; None if any does not."""
-        lead = venues[self.settings.lead.name]
-        try:
-            markets = await lead.load_markets()
-        except VenueError as exc:
-            self.log.error("startup_account_unreachable", account=lead.name, error=str(exc))
-            return None
+        for account in self.settings.accounts():
+            self._venue(account)
+        first = next(iter(self.venues.values()))
+        markets: dict[str, Any] | None = None
         failed = False
-        for name, venue in venues.items():
+        for name, venue in self.venues.items():
             try:
-                if venue is not lead:
-                    await venue.load_markets(markets)
+                markets = await venue.load_markets(markets if venue is not first else None)
                 await venue.equity()
             except VenueError as exc:
                 self.log.error("startup_account_unreachable", account=name, error=str(exc))
                 failed = True
         return None if failed else markets
 
-    async def _run(self, store: Store, venues: dict[str, AccountVenue]) -> int:
+    async def _run(self, store: Store) -> int:
         if self.install_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
-        markets = await self._startup(venues)
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        if not self.settings.accounts():
+            self.log.error("startup_failed", reason="no accounts configured")
+            return EXIT_UNREACHABLE
+        markets = await self._startup(store)
         if markets is None:
             self.log.error("startup_failed", reason="an account is unreachable; refusing to trade on a partial picture")
             return EXIT_UNREACHABLE
-        rules = market_rules(markets)
-        lead_venue = venues[self.settings.lead.name]
-        prices = MarkPrices(lead_venue, self.clock)
+        self.rules = market_rules(markets)
+        self.markets = markets
+        prices_from = self.venues[self.settings.lead.name if self.settings.lead else self.settings.followers[0].name]
+        self.prices = MarkPrices(prices_from, self.clock)
+        self.lifecycle = Lifecycle(store, protection_of(self.settings.protection), self.clock, self.log)
+        for follower in self.settings.followers:
+            self._add_mirror(follower, store)
+        self._forget_removed(store)
+        lead = self.settings.lead
+        stored_lead = store.get_meta("lead_name")
+        if lead is None or (stored_lead is not None and stored_lead != lead.name):
+            reason = "lead removed from the configuration" if lead is None else f"lead {stored_lead} replaced"
+            await self._end_everything(reason, store, restart_needed=lead is not None)
+            return self.exit_code
+        store.set_meta("lead_name", lead.name)
         poller = LeadPoller(
-            lead_venue, store, prices, self.clock, self.log, self._wake_all, self.settings.bot.poll_interval_s
+            self.venues[lead.name],
+            store,
+            self.prices,
+            self.clock,
+            self.log,
+            self._on_change,
+            self.settings.bot.poll_interval_s,
+            on_poll=self._polled.set,
+            auth_grace_s=self.settings.bot.lead_auth_grace_s,
         )
         await poller.baseline()
-        config = MirrorConfig(
-            max_leverage=self.settings.protection.max_leverage,
-            equity_max_age_ms=int(self.settings.bot.poll_interval_s * 1000),
-        )
-        for follower in self.settings.followers:
-            mirror = FollowerMirror(follower, venues[follower.name], store, rules, prices, self.clock, config, self.log)
-            if await mirror.activate():
-                self.mirrors[follower.name] = mirror
-                self._wakes[follower.name] = asyncio.Event()
+        self.lifecycle.configure(self.settings.followers, self.mirrors, lead.name)
+        await self.lifecycle.review(self._order(), self.mirrors)
+        if self.settings.bot.lead_source == "stream":
+            self.log.warning(
+                "lead_source_fallback",
+                requested="stream",
+                using="poll",
+                reason="the websocket lead source is not built yet; REST polling is its fallback",
+            )
         self.log.info(
             "daemon_started",
             followers=sorted(self.mirrors),
             lead_source=self.settings.bot.lead_source,
             last_lead_change=store.last_seq(),
         )
-        workers = [asyncio.create_task(self._worker(m), name=f"follower:{n}") for n, m in self.mirrors.items()]
+        for name in self.mirrors:
+            self._start_worker(name, store)
         helpers = [
             asyncio.create_task(poller.run(self.stopping), name="lead"),
             asyncio.create_task(self._heartbeat(store, poller), name="heartbeat"),
+            asyncio.create_task(self._coordinate(store, poller), name="lifecycle"),
         ]
         await self.stopping.wait()
-        await self._shutdown(workers, helpers)
-        self.log.info("daemon_stopped", last_lead_change=store.last_seq())
-        return EXIT_OK
+        await self._shutdown(list(self._workers.values()), helpers)
+        self.log.info("daemon_stopped", last_lead_change=store.last_seq(), exit_code=self.exit_code)
+        return self.exit_code
+
+    def _order(self) -> list[str]:
+        return [f.name for f in self.settings.followers]
+
+    def _add_mirror(self, follower: FollowerSettings, store: Store) -> FollowerMirror:
+        venue = self.venues.get(follower.name) or self._venue(follower)
+        config = MirrorConfig(
+            max_leverage=self.settings.protection.max_leverage,
+            equity_max_age_ms=int(self.settings.bot.poll_interval_s * 1000),
+        )
+        mirror = FollowerMirror(follower, venue, store, self.rules, self.prices, self.clock, config, self.log)
+        self.mirrors[follower.name] = mirror
+        self._wakes[follower.name] = asyncio.Event()
+        return mirror
+
+    def _forget_removed(self, store: Store) -> None:
+        """Followers in the state but gone from the file at start: without their keys they cannot be closed."""
+        for row in store.followers():
+            if row.name not in self.mirrors and row.state in ("active", "pending_capacity"):
+                self.log.error(
+                    "follower_removed_unmanaged",
+                    follower=row.name,
+                    reason="removed from the configuration while the daemon was down; its keys are "
+                    "gone, so its positions were not closed by the bot",
+                )
+                store.set_follower_state(row.name, "ended", "removed from the configuration")
+
+    def _start_worker(self, name: str, store: Store) -> None:
+        self._workers[name] = asyncio.create_task(self._worker(self.mirrors[name], store), name=f"follower:{name}")
+
+    async def _end_everything(self, reason: str, store: Store, restart_needed: bool) -> None:
+        """The lead is gone: every follower's positions are closed and copying ends."""
+        self.log.error("lead_gone", reason=reason, followers=sorted(self.mirrors))
+        for mirror in self.mirrors.values():
+            row = store.follower(mirror.name)
+            if row is None or row.state == "ended":
+                continue
+            try:
+                await mirror.close_out("ended", reason, "x")
+                self.log.info("follower_ended", follower=mirror.name, reason=reason)
+            except VenueError as exc:
+                self.log.error("follower_close_failed", follower=mirror.name, error=str(exc))
+        if restart_needed:
+            store.set_meta("lead_name", self.settings.lead.name if self.settings.lead else "")
+        self.exit_code = EXIT_OK if "removed" in reason or "replaced" in reason else EXIT_LEAD_GONE
 
     async def _shutdown(self, workers: list[asyncio.Task[None]], helpers: list[asyncio.Task[None]]) -> None:
         """Stops taking lead changes; lets in-flight orders finish within the grace period."""
@@ -150,11 +234,11 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def _wake_all(self) -> None:
+    def _on_change(self) -> None:
         for wake in self._wakes.values():
             wake.set()
 
-    async def _worker(self, mirror: FollowerMirror) -> None:
+    async def _worker(self, mirror: FollowerMirror, store: Store) -> None:
         """One follower's loop: one slow or failing follower never holds up the others."""
         wake = self._wakes[mirror.name]
         interval_ms = int(self.settings.bot.reconcile_interval_s * 1000)
@@ -163,10 +247,18 @@ class Runtime:
         while not self.stopping.is_set():
             wake.clear()
             try:
-                if self.clock.now_ms() >= next_reconcile:
-                    await mirror.reconcile()
-                    next_reconcile = self.clock.now_ms() + interval_ms
-                await mirror.catch_up(self.stopping)
+                if mirror.end_request is not None:
+                    await mirror.close_out(*mirror.end_request, "x")
+                    mirror.log.info("follower_ended", reason=mirror.end_request[1])
+                    return
+                await mirror.finish_close_outs() if self._closing(store, mirror) else await mirror.resolve_unfinished()
+                row = store.follower(mirror.name)
+                if row is not None and row.state == "active":
+                    if self.clock.now_ms() >= next_reconcile:
+                        await mirror.reconcile()
+                        next_reconcile = self.clock.now_ms() + interval_ms
+                    copied = await mirror.catch_up(self.stopping)
+                    await mirror.check_stop_loss(fresh=copied > 0)
                 backoff = 1.0
             except Fatal as exc:
                 mirror.log.error("follower_account_failed", error=str(exc))
@@ -181,6 +273,84 @@ class Runtime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self.settings.bot.poll_interval_s)
 
+    @staticmethod
+    def _closing(store: Store, mirror: FollowerMirror) -> bool:
+        row = store.follower(mirror.name)
+        return row is not None and row.state in ("stopped_loss", "ended")
+
+    async def _coordinate(self, store: Store, poller: LeadPoller) -> None:
+        """After each lead poll: capacity and eligibility; on SIGHUP: the new configuration; the lead's key."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._polled.wait(), timeout=self.settings.bot.poll_interval_s)
+            self._polled.clear()
+            if self.stopping.is_set():
+                return
+            try:
+                if self._reload.is_set():
+                    self._reload.clear()
+                    await self._apply_reload(store)
+                if poller.gone_reason is not None:
+                    await self._stop_workers()
+                    await self._end_everything(poller.gone_reason, store, restart_needed=False)
+                    self.stop()
+                    return
+                for name in await self.lifecycle.review(self._order(), self.mirrors):
+                    self._wakes[name].set()
+            except VenueError as exc:
+                self.log.error("lifecycle_review_failed", error=str(exc))
+
+    async def _apply_reload(self, store: Store) -> None:
+        """SIGHUP: a configuration that fails validation changes nothing; otherwise it takes effect now."""
+        assert self.config_path is not None
+        try:
+            settings = load_settings(self.config_path)
+        except ConfigError as exc:
+            self.log.error("config_reload_failed", problems=[f"{p}: {r}" for p, r in exc.problems])
+            return
+        lead = settings.lead
+        if lead is None or lead.name != (self.settings.lead.name if self.settings.lead else None):
+            self.settings = settings
+            await self._stop_workers()
+            await self._end_everything(
+                "lead removed from the configuration" if lead is None else "lead replaced in the configuration",
+                store,
+                restart_needed=True,
+            )
+            self.stop()
+            return
+        old = {f.name: f for f in self.settings.followers}
+        new = {f.name: f for f in settings.followers}
+        self.settings = settings
+        for name in old.keys() - new.keys():
+            self.log.info("follower_removed", follower=name)
+            self.mirrors[name].end_request = ("ended", "removed from the configuration")
+            self._wakes[name].set()
+        for name, follower in new.items():
+            if name in self.mirrors and name in old:
+                self.mirrors[name].settings = follower
+            elif name not in self.mirrors or name not in old:
+                try:
+                    venue = self.venues.get(name) or self._venue(follower)
+                    await venue.load_markets(self.markets)
+                except VenueError as exc:
+                    self.log.error("follower_account_failed", follower=name, error=str(exc))
+                    continue
+                self._add_mirror(follower, store)
+                self._start_worker(name, store)
+                self.log.info("follower_added", follower=name)
+        self.lifecycle.configure(settings.followers, self.mirrors, lead.name)
+        self.log.info("config_reloaded", followers=sorted(new))
+        for wake in self._wakes.values():
+            wake.set()
+
+    async def _stop_workers(self) -> None:
+        for task in self._workers.values():
+            task.cancel()
+        for task in self._workers.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
@@ -191,7 +361,8 @@ class Runtime:
             if self.stopping.is_set():
                 return
             last = store.last_seq()
-            lag = {row.name: last - row.last_seq for row in store.followers() if row.name in self.mirrors}
+            rows = [r for r in store.followers() if r.name in self.mirrors]
+            lag = {r.name: last - r.last_seq for r in rows if r.state == "active"}
             self.log.info(
                 "heartbeat",
                 last_lead_change=last,
@@ -199,4 +370,5 @@ class Runtime:
                 last_poll_age_ms=self.clock.now_ms() - poller.last_poll_ms if poller.last_poll_ms else -1,
                 follower_lag=lag,
                 max_lag=max(lag.values(), default=0),
+                states={r.name: r.state for r in rows},
             )

@@ -30,7 +30,11 @@ CREATE TABLE IF NOT EXISTS lead_changes (
 CREATE TABLE IF NOT EXISTS followers (
     name TEXT PRIMARY KEY, state TEXT NOT NULL, investment TEXT NOT NULL, reserve TEXT NOT NULL,
     start_equity TEXT NOT NULL, last_seq INTEGER NOT NULL, activated_ms INTEGER NOT NULL,
-    bootstrapped INTEGER NOT NULL DEFAULT 0, state_reason TEXT NOT NULL DEFAULT '');
+    bootstrapped INTEGER NOT NULL DEFAULT 0, state_reason TEXT NOT NULL DEFAULT '',
+    config_hash TEXT NOT NULL DEFAULT '', pending_increase TEXT NOT NULL DEFAULT '0');
+CREATE TABLE IF NOT EXISTS flows (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, follower TEXT NOT NULL, amount TEXT NOT NULL, reason TEXT NOT NULL,
+    recorded_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS follower_positions (
     follower TEXT NOT NULL, symbol TEXT NOT NULL, amount TEXT NOT NULL, PRIMARY KEY (follower, symbol));
 CREATE TABLE IF NOT EXISTS follower_ignored (
@@ -85,6 +89,8 @@ class FollowerRow:
     activated_ms: int
     bootstrapped: bool
     state_reason: str
+    config_hash: str
+    pending_increase: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,13 +230,23 @@ class Store:
     def follower(self, name: str) -> FollowerRow | None:
         row = self._db.execute(
             "SELECT name, state, investment, reserve, start_equity, last_seq, activated_ms, bootstrapped,"
-            " state_reason FROM followers WHERE name=?",
+            " state_reason, config_hash, pending_increase FROM followers WHERE name=?",
             (name,),
         ).fetchone()
         if row is None:
             return None
         return FollowerRow(
-            row[0], row[1], Decimal(row[2]), Decimal(row[3]), Decimal(row[4]), row[5], row[6], bool(row[7]), row[8]
+            row[0],
+            row[1],
+            Decimal(row[2]),
+            Decimal(row[3]),
+            Decimal(row[4]),
+            row[5],
+            row[6],
+            bool(row[7]),
+            row[8],
+            row[9],
+            Decimal(row[10]),
         )
 
     def followers(self) -> list[FollowerRow]:
@@ -238,26 +254,91 @@ class Store:
         return [row for n in names if (row := self.follower(n)) is not None]
 
     def activate_follower(
-        self, name: str, investment: Decimal, account_equity: Decimal, copy_existing: bool, now_ms: int
+        self,
+        name: str,
+        investment: Decimal,
+        account_equity: Decimal,
+        copy_existing: bool,
+        now_ms: int,
+        config_hash: str = "",
     ) -> FollowerRow:
-        """First activation, in one transaction: reserve = equity at start − investment (never below 0), progress
+        """(Re)activation, in one transaction: reserve = equity now − investment (never below 0), progress
         from the latest lead change, and the lead's positions at that very point, which are what `copy_existing`
         copies (or, when false, the symbols left alone until the lead is flat in them)."""
         reserve = max(ZERO, account_equity - investment)
         with self.transaction() as db:
             last_seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM lead_changes").fetchone()[0]
             lead = [(s, a) for s, a in db.execute("SELECT symbol, amount FROM lead_positions") if Decimal(a) != 0]
+            db.execute("DELETE FROM followers WHERE name=?", (name,))
+            db.execute("DELETE FROM follower_bootstrap WHERE follower=?", (name,))
+            db.execute("DELETE FROM follower_ignored WHERE follower=?", (name,))
+            db.execute("DELETE FROM plans WHERE follower=? AND kind='b'", (name,))
             db.execute(
-                "INSERT INTO followers VALUES (?, 'active', ?, ?, ?, ?, ?, 0, '')",
-                (name, str(investment), str(reserve), str(account_equity), last_seq, now_ms),
+                "INSERT INTO followers VALUES (?, 'active', ?, ?, ?, ?, ?, 0, '', ?, '0')",
+                (name, str(investment), str(reserve), str(account_equity), last_seq, now_ms, config_hash),
             )
             if copy_existing:
                 db.executemany("INSERT INTO follower_bootstrap VALUES (?, ?, ?)", [(name, s, a) for s, a in lead])
             else:
                 db.executemany("INSERT INTO follower_ignored VALUES (?, ?)", [(name, s) for s, _ in lead])
+            db.execute(
+                "INSERT INTO flows (follower, amount, reason, recorded_ms) VALUES (?, ?, 'activation', ?)",
+                (name, str(investment), now_ms),
+            )
         row = self.follower(name)
         assert row is not None
         return row
+
+    def register_waiting(self, name: str, investment: Decimal, config_hash: str, now_ms: int) -> None:
+        """A follower waiting for capacity (or a configuration change after a stop): recorded, not copying."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO followers VALUES (?, 'pending_capacity', ?, '0', '0', 0, ?, 0, '', ?, '0')"
+                " ON CONFLICT(name) DO UPDATE SET state='pending_capacity', investment=excluded.investment,"
+                " config_hash=excluded.config_hash",
+                (name, str(investment), now_ms, config_hash),
+            )
+
+    def set_config_hash(self, name: str, config_hash: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE followers SET config_hash=? WHERE name=?", (config_hash, name))
+
+    def close_out(
+        self, name: str, state: str, reason: str, kind: str, seq: int, intents: list[tuple[Intent, str]], now_ms: int
+    ) -> None:
+        """Stops copying to a follower and journals the orders that flatten it, in one transaction
+        (stop loss, removal, lead gone): a crash in between resumes the closing, never the copying."""
+        with self.transaction() as db:
+            db.execute("UPDATE followers SET state=?, state_reason=? WHERE name=?", (state, reason, name))
+            self._insert_plan(db, name, kind, seq, intents, (), now_ms)
+
+    def change_investment(
+        self, name: str, new_investment: Decimal, kind: str, seq: int, intents: list[tuple[Intent, str]], now_ms: int
+    ) -> Decimal:
+        """Applies an investment change: the reserve moves the other way, the change is a flow, and a decrease's
+        releasing orders are journaled with it. Returns the flow (+ top-up, − withdrawal)."""
+        with self.transaction() as db:
+            old = Decimal(db.execute("SELECT investment FROM followers WHERE name=?", (name,)).fetchone()[0])
+            flow = new_investment - old
+            db.execute(
+                "UPDATE followers SET investment=?, reserve=MAX(0, reserve - ?), pending_increase='0' WHERE name=?",
+                (str(new_investment), str(flow), name),
+            )
+            db.execute(
+                "INSERT INTO flows (follower, amount, reason, recorded_ms) VALUES (?, ?, 'investment', ?)",
+                (name, str(flow), now_ms),
+            )
+            if intents:
+                self._insert_plan(db, name, kind, seq, intents, (), now_ms)
+        return flow
+
+    def set_pending_increase(self, name: str, amount: Decimal) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE followers SET pending_increase=? WHERE name=?", (str(amount), name))
+
+    def flows(self, name: str) -> list[tuple[Decimal, str]]:
+        rows = self._db.execute("SELECT amount, reason FROM flows WHERE follower=? ORDER BY id", (name,))
+        return [(Decimal(a), r) for a, r in rows]
 
     def bootstrap_positions(self, name: str) -> dict[str, Decimal]:
         """The lead's positions when this follower was activated (what copy_existing copies)."""
@@ -320,30 +401,42 @@ class Store:
     ) -> None:
         """Stores a plan's intents (with their client order ids) and skips, before anything is sent."""
         with self.transaction() as db:
-            db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (follower, kind, seq, now_ms))
-            for idx, (intent, cid) in enumerate(intents):
-                db.execute(
-                    "INSERT INTO intents (follower, kind, seq, idx, leg, symbol, side, qty, reduce_only,"
-                    " client_order_id, status, created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
-                    (
-                        follower,
-                        kind,
-                        seq,
-                        idx,
-                        intent.leg.value,
-                        intent.symbol,
-                        intent.side,
-                        str(intent.qty),
-                        int(intent.reduce_only),
-                        cid,
-                        now_ms,
-                        now_ms,
-                    ),
-                )
-            db.executemany(
-                "INSERT INTO skips (follower, kind, seq, event, symbol, detail, recorded_ms) VALUES (?,?,?,?,?,?,?)",
-                [(follower, kind, seq, s.event, s.symbol, json.dumps(s.detail), now_ms) for s in skips],
+            self._insert_plan(db, follower, kind, seq, intents, skips, now_ms)
+
+    @staticmethod
+    def _insert_plan(
+        db: sqlite3.Connection,
+        follower: str,
+        kind: str,
+        seq: int,
+        intents: list[tuple[Intent, str]],
+        skips: Iterable[Skip],
+        now_ms: int,
+    ) -> None:
+        db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (follower, kind, seq, now_ms))
+        for idx, (intent, cid) in enumerate(intents):
+            db.execute(
+                "INSERT INTO intents (follower, kind, seq, idx, leg, symbol, side, qty, reduce_only,"
+                " client_order_id, status, created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
+                (
+                    follower,
+                    kind,
+                    seq,
+                    idx,
+                    intent.leg.value,
+                    intent.symbol,
+                    intent.side,
+                    str(intent.qty),
+                    int(intent.reduce_only),
+                    cid,
+                    now_ms,
+                    now_ms,
+                ),
             )
+        db.executemany(
+            "INSERT INTO skips (follower, kind, seq, event, symbol, detail, recorded_ms) VALUES (?,?,?,?,?,?,?)",
+            [(follower, kind, seq, s.event, s.symbol, json.dumps(s.detail), now_ms) for s in skips],
+        )
 
     def _intent_rows(self, where: str, args: tuple[object, ...]) -> list[IntentRow]:
         query = _INTENT_SELECT + where + " ORDER BY id"  # `where` is always one of this module's literals

@@ -1,0 +1,62 @@
+"""Risk and capital protection (SPEC section 6): stop loss, lead eligibility, capacity. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bot.core.model import ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    enabled: bool
+    min_lead_equity: Decimal
+    collateral_ratio: Decimal
+    pause_utilization: Decimal
+
+
+def stop_loss_threshold(investment: Decimal, pct: Decimal) -> Decimal:
+    """The copy equity at or below which the total stop loss triggers: investment × (1 − pct/100)."""
+    return investment * (1 - pct / 100)
+
+
+def stop_loss_hit(copy_equity: Decimal, investment: Decimal, pct: Decimal) -> bool:
+    return copy_equity <= stop_loss_threshold(investment, pct)
+
+
+def lead_eligible(lead_equity: Decimal, protection: Protection) -> bool:
+    return not protection.enabled or lead_equity >= protection.min_lead_equity
+
+
+def capacity(lead_equity: Decimal, protection: Protection) -> Decimal:
+    """The copied funds the lead's own funds can cover: E_L / collateral_ratio."""
+    return max(ZERO, lead_equity) / protection.collateral_ratio
+
+
+def utilization(aum: Decimal, lead_equity: Decimal, protection: Protection) -> Decimal | None:
+    cap = capacity(lead_equity, protection)
+    return aum / cap if cap > 0 else None
+
+
+def admissions(
+    lead_equity: Decimal, aum: Decimal, candidates: Sequence[tuple[str, Decimal]], protection: Protection
+) -> tuple[str, ...]:
+    """Which waiting followers (or investment increases), in config order, may be activated now.
+
+    Each is admitted only while AUM after it stays within pause_utilization × capacity. Order is kept: a
+    candidate that does not fit holds back the ones after it, so nobody jumps the queue.
+    """
+    if not protection.enabled:
+        return tuple(name for name, _ in candidates)
+    if not lead_eligible(lead_equity, protection):
+        return ()
+    limit = protection.pause_utilization * capacity(lead_equity, protection)
+    admitted = []
+    for name, amount in candidates:
+        if aum + amount > limit:
+            break
+        aum += amount
+        admitted.append(name)
+    return tuple(admitted)
