@@ -94,6 +94,7 @@ class Lifecycle:
             elif row is not None and row.state == "active" and row.pending_increase > 0:
                 candidates.append((name, row.pending_increase, "increase"))
         admitted = set(admissions(lead_equity, aum, [(n, a) for n, a, _ in candidates], self.protection))
+        aum += sum((a for n, a, _ in candidates if n in admitted), ZERO)  # what the waiting ones are measured on
         activated = []
         for name, amount, kind in candidates:
             if name not in admitted:

@@ -46,8 +46,10 @@ def test_a_waiting_follower_holds_back_the_ones_after_it() -> None:
     assert admissions(D(12000), D(0), [("big", D(58000)), ("small", D(10))], ON) == ()
 
 
-@given(st.decimals(min_value=0, max_value=10**7, places=2), st.lists(st.decimals(min_value=1, max_value=10**6,
-       places=2), max_size=8))
+@given(
+    st.decimals(min_value=0, max_value=10**7, places=2),
+    st.lists(st.decimals(min_value=1, max_value=10**6, places=2), max_size=8),
+)
 def test_admitted_aum_never_passes_the_pause_level(lead_equity: Decimal, amounts: list[Decimal]) -> None:
     queue = [(str(i), a) for i, a in enumerate(amounts)]
     admitted = admissions(lead_equity, D(0), queue, ON)
