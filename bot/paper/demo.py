@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from bot import logs
 from bot.engine.runtime import Runtime, state_db
 from bot.paper.server import PaperConfig, PaperExchange
-from bot.reports.status import follower_rows, table
+from bot.reports.status import follower_rows, lead_line, table
 from bot.settings import (
     AccountSettings,
     BotSettings,
@@ -31,7 +31,10 @@ from bot.settings import (
 )
 from bot.venue.binance_compat import build_binanceusdm
 
-FOLLOWERS = (("alice", "5000"), ("bob", "1500"), ("carol", "120"))  # carol is small: some opens fall below minimums
+# carol is small: some opens fall below the minimums; bob has a tight stop loss that a price shock hits;
+# dave is large: he waits for capacity until the lead's equity grows (capacity = lead equity / 0.20)
+FOLLOWERS = (("alice", "5000"), ("bob", "1500"), ("carol", "120"), ("dave", "90000"))
+STOP_LOSS_PCT = {"bob": Decimal("1.5")}
 LEAD_USDT = "20000"
 SYMBOLS = {"BTC/USDT:USDT": Decimal("0.001"), "ETH/USDT:USDT": Decimal("0.01"), "SOL/USDT:USDT": Decimal("1")}
 
@@ -72,7 +75,13 @@ def demo_settings(url: str, state_dir: Path) -> Settings:
         protection=ProtectionSettings(),
         settlement=SettlementSettings(cycle_seconds=60),
         followers=tuple(
-            FollowerSettings(**account(n), investment=Decimal(usdt), copy_existing=True) for n, usdt in FOLLOWERS
+            FollowerSettings(
+                **account(n),
+                investment=Decimal(usdt),
+                copy_existing=True,
+                total_stop_loss_pct=STOP_LOSS_PCT.get(n, Decimal(30)),
+            )
+            for n, usdt in FOLLOWERS
         ),
     )
 
@@ -121,6 +130,30 @@ def _fresh_state(state_dir: Path) -> Path:
     return state_dir / "bot.log"
 
 
+async def grow_the_lead(exchange: PaperExchange, say: Any) -> None:
+    """The lead tops up: its capacity (equity / 0.20) grows past what dave's 90,000 needs."""
+    exchange.ledger.deposit(exchange.ledger.accounts["lead"], Decimal(3000))
+    say("lead deposits 3,000 USDT: capacity grows, dave's 90,000 now fits")
+
+
+async def price_shock(exchange: PaperExchange, lead: Any, say: Any) -> None:
+    """A 12 % move against the lead's largest position: followers lose in proportion; bob's tight stop hits."""
+    positions = await lead.fetch_positions()
+    if not positions:
+        say("no lead position to shock")
+        return
+    biggest = max(positions, key=lambda p: abs(float(p["notional"] or 0)))
+    market_id = biggest["info"]["symbol"]
+    last = exchange.ledger.prices[market_id].last
+    moved = last * (Decimal("0.88") if biggest["side"] == "long" else Decimal("1.12"))
+    tick = exchange.ledger.markets[market_id].tick_size
+    exchange.ledger.set_price(market_id, (moved / tick).to_integral_value() * tick)
+    say(
+        f"price shock: {market_id} {last} -> {exchange.ledger.prices[market_id].last} against the lead's "
+        f"{biggest['side']}"
+    )
+
+
 async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
     log_path = _fresh_state(state_dir)
     exchange = PaperExchange(PaperConfig.model_validate(_accounts()))
@@ -145,7 +178,11 @@ async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
         stop = asyncio.Event()
         script = asyncio.create_task(scripted_lead(lead, seed, stop, say))
         try:
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(seconds * 0.4)
+            await grow_the_lead(exchange, say)
+            await asyncio.sleep(seconds * 0.2)
+            await price_shock(exchange, lead, say)
+            await asyncio.sleep(seconds * 0.4)
         finally:
             stop.set()
             await script
@@ -157,12 +194,15 @@ async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
     store = state_db(settings)
     try:
         print()
+        print(lead_line(store, settings))
         print(table(follower_rows(store, settings)))
     finally:
         store.close()
     print()
     print("lead_x_r is the lead's position scaled by the follower's copy-equity ratio: what Smart Sync aims for;")
     print("a follower below it had an open skipped or truncated (below the market's minimum or its step).")
+    print("bob's 1.5 % total stop loss met the price shock (stopped_loss); dave waited for capacity until the lead")
+    print("grew, then copied the lead's positions as he found them (copy_existing).")
     print(f"logs (JSON lines): {log_path}")
     print(f"state (SQLite):    {state_dir / 'copybot.sqlite3'}")
     if shutil.which("bot"):

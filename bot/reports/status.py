@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.core.model import ZERO
+from bot.core.risk import Protection, capacity, lead_eligible, stop_loss_threshold, utilization
 from bot.settings import Settings
 from bot.store.db import Store
 
@@ -17,14 +18,16 @@ def follower_rows(store: Store, settings: Settings) -> list[dict[str, str]]:
     """One row per follower and symbol: the follower's position beside r · L, the lead's scaled position."""
     lead_equity = (store.equity("lead") or (ZERO, 0))[0]
     lead = {s: q for s, (q, _) in store.lead_positions().items()}
+    stop_pct = {f.name: f.total_stop_loss_pct for f in settings.followers}
     rows = []
     for follower in store.followers():
         account_equity, at = store.equity(follower.name) or (follower.start_equity, follower.activated_ms)
-        copy_equity = account_equity - follower.reserve
+        copy_equity = account_equity - follower.reserve if follower.state != "pending_capacity" else ZERO
         ratio = copy_equity / lead_equity if lead_equity else ZERO
         positions = store.follower_positions(follower.name)
         intents = store.all_intents(follower.name)
-        last_sync = max((i.id for i in intents), default=0)
+        pct = stop_pct.get(follower.name)
+        distance = copy_equity - stop_loss_threshold(follower.investment, pct) if pct is not None else None
         symbols = sorted(set(lead) | set(positions)) or ["-"]
         for symbol in symbols:
             rows.append(
@@ -32,16 +35,36 @@ def follower_rows(store: Store, settings: Settings) -> list[dict[str, str]]:
                     "follower": follower.name,
                     "state": follower.state,
                     "copy_equity": f"{copy_equity:.2f}",
-                    "pnl": f"{copy_equity - follower.investment:+.2f}",
+                    "pnl": f"{copy_equity - follower.investment:+.2f}" if follower.state != "pending_capacity" else "-",
+                    "stop_loss_distance": f"{distance:.2f}"
+                    if distance is not None and follower.state == "active"
+                    else "-",
                     "symbol": symbol,
                     "position": str(positions.get(symbol, ZERO)),
                     "lead_x_r": f"{lead.get(symbol, ZERO) * ratio:.6f}" if symbol != "-" else "-",
                     "orders": str(sum(1 for i in intents if i.status in ("filled", "partial"))),
                     "skips": str(len(store.skips(follower.name))),
-                    "last_sync": _ago(at) if last_sync else "never",
+                    "last_sync": _ago(at) if intents else "never",
                 }
             )
     return rows
+
+
+def lead_line(store: Store, settings: Settings) -> str:
+    """The lead's eligibility and capacity utilization (SPEC section 6)."""
+    known = store.equity("lead")
+    if known is None:
+        return "lead equity: unknown"
+    equity = known[0]
+    p = settings.protection
+    protection = Protection(p.enabled, p.min_lead_equity, p.collateral_ratio, p.pause_utilization)
+    aum = sum((r.investment for r in store.followers() if r.state == "active"), ZERO)
+    used = utilization(aum, equity, protection)
+    return (
+        f"lead equity: {equity:.2f}   eligible: {'yes' if lead_eligible(equity, protection) else 'no'}   "
+        f"capacity: {capacity(equity, protection):.2f}   AUM: {aum:.2f}   "
+        f"utilization: {'-' if used is None else f'{used * 100:.1f}%'}   last lead change: {store.last_seq()}"
+    )
 
 
 def table(rows: list[dict[str, str]]) -> str:
@@ -60,11 +83,7 @@ def render_status(settings: Settings) -> str:
         return f"no state at {path}: the daemon has not run with this configuration yet"
     store = Store(path)
     try:
-        lead_equity = store.equity("lead")
-        head = [
-            f"state: {path}",
-            f"lead equity: {lead_equity[0] if lead_equity else 'unknown'}   last lead change: {store.last_seq()}",
-        ]
+        head = [f"state: {path}", lead_line(store, settings)]
         return "\n".join(head) + "\n" + table(follower_rows(store, settings))
     finally:
         store.close()

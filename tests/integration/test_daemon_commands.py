@@ -37,8 +37,10 @@ async def test_status_heartbeat_and_no_secret_anywhere(tmp_path: Path) -> None:
         code, out, err = await run_bot("status", "--config", str(config), env=env)
         assert code == 0, err
         lines = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("f1 ", "f2 "))}
-        assert lines["f1"][1:6] == ["active", "1000.00", "+0.00", "ETHUSDT", "0.2"]
-        assert lines["f2"][1:6] == ["active", "2000.00", "+0.00", "ETHUSDT", "0.4"]  # reserve 1,000 kept aside
+        # state, copy equity, PnL, stop-loss distance (copy equity - 70 % of the investment), symbol, position
+        assert lines["f1"][1:7] == ["active", "1000.00", "+0.00", "300.00", "ETHUSDT", "0.2"]
+        assert lines["f2"][1:7] == ["active", "2000.00", "+0.00", "600.00", "ETHUSDT", "0.4"]  # reserve 1,000 aside
+        assert "eligible: yes" in out and "capacity: 50000.00" in out and "utilization: 6.0%" in out
         code, out, _ = await run_bot("check-config", "--config", str(config), env=env)
         assert code == 0 and "f2: investment 2000 USDT" in out
         everything = "\n".join(str(e) for e in daemon.events) + out
@@ -47,11 +49,14 @@ async def test_status_heartbeat_and_no_secret_anywhere(tmp_path: Path) -> None:
 
 
 async def test_demo_runs_with_no_keys_and_prints_its_table(tmp_path: Path) -> None:
-    code, out, err = await run_bot("demo", "--seconds", "8", "--state-dir", str(tmp_path / "demo"), timeout=180)
+    code, out, err = await run_bot("demo", "--seconds", "12", "--state-dir", str(tmp_path / "demo"), timeout=180)
     assert code == 0, err
-    assert "lead open" in out
-    table = [line.split() for line in out.splitlines() if line.startswith(("alice ", "bob ", "carol "))]
-    assert {row[0] for row in table} == {"alice", "bob", "carol"}
-    assert all(row[1] == "active" for row in table)
+    assert "lead open" in out and "price shock" in out and "lead deposits" in out
+    table = [line.split() for line in out.splitlines() if line.startswith(("alice ", "bob ", "carol ", "dave "))]
+    states = {row[0]: row[1] for row in table}
+    # bob's tight stop loss meets the shock; dave waited on capacity and is active once the lead grew
+    assert states == {"alice": "active", "bob": "stopped_loss", "carol": "active", "dave": "active"}
     assert (tmp_path / "demo" / "bot.log").stat().st_size > 0
     assert f"state (SQLite):    {tmp_path / 'demo' / 'copybot.sqlite3'}" in out
+    events = (tmp_path / "demo" / "bot.log").read_text()
+    assert '"event": "follower_pending_capacity"' in events and '"event": "follower_stop_loss_triggered"' in events
