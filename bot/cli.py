@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path, required=True)
     status = commands.add_parser("status", help="per follower: state, copy equity, PnL, positions, last sync")
     status.add_argument("--config", type=Path, required=True)
+    settle_cmd = commands.add_parser("settle", help="settle due cycles (idempotent) and write their reports")
+    settle_cmd.add_argument("--config", type=Path, required=True)
+    settle_cmd.add_argument("--cycle", help="a cycle id such as 2026-W47: settle up to it, or rewrite its reports")
     demo = commands.add_parser("demo", help="paper exchange, scripted lead and three followers, no keys needed")
     demo.add_argument("--seconds", type=float, default=60.0)
     demo.add_argument("--state-dir", type=Path, default=Path("var/demo"))
@@ -88,6 +91,17 @@ def _status(config: Path) -> int:
     return 0
 
 
+def _settle(config: Path, cycle: str | None) -> int:
+    from bot import logs
+    from bot.engine.settle_command import settle_command
+    from bot.settings import Settings
+
+    settings = _load(config)
+    assert isinstance(settings, Settings)
+    logs.configure(settings.bot.log_format, redactor=logs.SecretRedactor(_secrets(settings)))
+    return asyncio.run(settle_command(settings, cycle))
+
+
 def _paper_exchange(args: argparse.Namespace) -> int:
     from bot.paper.server import PaperConfig, serve_forever
 
@@ -115,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "status":
         return _status(args.config)
+    if args.command == "settle":
+        return _settle(args.config, args.cycle)
     if args.command == "demo":
         return _demo(args)
     if args.command == "paper-exchange":

@@ -124,6 +124,7 @@ class Settings(BaseSettings):
     protection: ProtectionSettings = Field(default_factory=ProtectionSettings)
     settlement: SettlementSettings = Field(default_factory=SettlementSettings)
     followers: tuple[FollowerSettings, ...] = ()
+    treasury: AccountSettings | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -142,12 +143,17 @@ class Settings(BaseSettings):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"account names must be unique: {', '.join(duplicates)}")
+        if self.treasury is not None:
+            missing = [a.name for a in self.accounts() if not a.email]
+            if missing:
+                raise ValueError(f"with a treasury every account needs its email for transfers: {', '.join(missing)}")
         live = [a.name for a in self.accounts() if a.environment == "live"]
         if live and not self.bot.allow_live:
             raise ValueError(f"environment 'live' is refused unless bot.allow_live = true ({', '.join(live)})")
         return self
 
     def accounts(self) -> tuple[AccountSettings, ...]:
+        """The trading accounts: the lead (when configured) and the followers."""
         return (self.lead, *self.followers) if self.lead is not None else self.followers
 
 
@@ -188,10 +194,11 @@ def resolve_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:
         return account.model_copy(update={"credentials": creds})
 
     lead = fill(settings.lead, "lead") if settings.lead is not None else None
+    treasury = fill(settings.treasury, "treasury") if settings.treasury is not None else None
     followers = tuple(fill(f, f"followers.{i}") for i, f in enumerate(settings.followers))
     if problems:
         raise ConfigError(problems)
-    return settings.model_copy(update={"lead": lead, "followers": followers})
+    return settings.model_copy(update={"lead": lead, "followers": followers, "treasury": treasury})
 
 
 def summary(settings: Settings) -> str:
@@ -202,7 +209,12 @@ def summary(settings: Settings) -> str:
         _lead_line(settings),
         f"protection: {'on' if settings.protection.enabled else 'off'}   max_leverage: "
         f"{settings.protection.max_leverage}   min_lead_equity: {settings.protection.min_lead_equity}",
-        f"followers: {len(settings.followers)}",
+        f"followers: {len(settings.followers)}   treasury: "
+        + (
+            f"{settings.treasury.name} (transfers executed)"
+            if settings.treasury
+            else "none (transfers recorded as due)"
+        ),
     ]
     for f in settings.followers:
         symbols = ",".join(f.symbols) or "all"

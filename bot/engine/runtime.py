@@ -15,6 +15,7 @@ from bot.engine.lead import LeadPoller
 from bot.engine.lifecycle import Lifecycle, protection_of
 from bot.engine.mirror import FollowerMirror, MirrorConfig
 from bot.engine.prices import MarkPrices
+from bot.engine.settle import Settler
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
 from bot.venue.ccxt_venue import AccountVenue, build_client, market_rules
@@ -97,6 +98,8 @@ class Runtime:
         """Loads markets once, then makes sure every account answers; None if any does not."""
         for account in self.settings.accounts():
             self._venue(account)
+        if self.settings.treasury is not None:
+            self._venue(self.settings.treasury)
         first = next(iter(self.venues.values()))
         markets: dict[str, Any] | None = None
         failed = False
@@ -166,7 +169,9 @@ class Runtime:
         )
         for name in self.mirrors:
             self._start_worker(name, store)
+        self.settler = Settler(self.settings, store, self.venues, self.clock, self.log)
         helpers = [
+            asyncio.create_task(self._settle_loop(), name="settlement"),
             asyncio.create_task(poller.run(self.stopping), name="lead"),
             asyncio.create_task(self._heartbeat(store, poller), name="heartbeat"),
             asyncio.create_task(self._coordinate(store, poller), name="lifecycle"),
@@ -350,6 +355,15 @@ class Runtime:
         for task in self._workers.values():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    async def _settle_loop(self) -> None:
+        """Settles each cycle as soon as it ends (and, at start, every cycle missed while down, oldest first)."""
+        while not self.stopping.is_set():
+            try:
+                await self.settler.run_due()
+            except (VenueError, OSError) as exc:
+                self.log.error("settlement_failed", error=str(exc))
+            await self._pause(min(1.0, self.settings.bot.poll_interval_s))
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS followers (
     name TEXT PRIMARY KEY, state TEXT NOT NULL, investment TEXT NOT NULL, reserve TEXT NOT NULL,
     start_equity TEXT NOT NULL, last_seq INTEGER NOT NULL, activated_ms INTEGER NOT NULL,
     bootstrapped INTEGER NOT NULL DEFAULT 0, state_reason TEXT NOT NULL DEFAULT '',
-    config_hash TEXT NOT NULL DEFAULT '', pending_increase TEXT NOT NULL DEFAULT '0');
+    config_hash TEXT NOT NULL DEFAULT '', pending_increase TEXT NOT NULL DEFAULT '0',
+    ended_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS flows (
     id INTEGER PRIMARY KEY AUTOINCREMENT, follower TEXT NOT NULL, amount TEXT NOT NULL, reason TEXT NOT NULL,
     recorded_ms INTEGER NOT NULL);
@@ -60,6 +61,20 @@ CREATE TABLE IF NOT EXISTS fills (
 CREATE TABLE IF NOT EXISTS skips (
     id INTEGER PRIMARY KEY AUTOINCREMENT, follower TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL,
     event TEXT NOT NULL, symbol TEXT NOT NULL, detail TEXT NOT NULL, recorded_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cycles (
+    id TEXT PRIMARY KEY, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, settled_ms INTEGER);
+CREATE TABLE IF NOT EXISTS boundary_equity (
+    cycle TEXT NOT NULL, account TEXT NOT NULL, equity TEXT NOT NULL, copy_equity TEXT NOT NULL,
+    taken_ms INTEGER NOT NULL, late INTEGER NOT NULL, PRIMARY KEY (cycle, account));
+CREATE TABLE IF NOT EXISTS settlements (
+    cycle TEXT NOT NULL, follower TEXT NOT NULL, e_start TEXT NOT NULL, e_end TEXT NOT NULL, flows TEXT NOT NULL,
+    fees TEXT NOT NULL, funding TEXT NOT NULL, pnl TEXT NOT NULL, compensation TEXT NOT NULL,
+    profit_share TEXT NOT NULL, fee_rebate TEXT NOT NULL, late INTEGER NOT NULL, recorded_ms INTEGER NOT NULL,
+    PRIMARY KEY (cycle, follower));
+CREATE TABLE IF NOT EXISTS transfers (
+    client_tran_id TEXT PRIMARY KEY, cycle TEXT NOT NULL, follower TEXT NOT NULL, kind TEXT NOT NULL,
+    from_account TEXT NOT NULL, to_account TEXT NOT NULL, amount TEXT NOT NULL, status TEXT NOT NULL,
+    tran_id TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS equity (
     account TEXT PRIMARY KEY, equity TEXT NOT NULL, recorded_ms INTEGER NOT NULL);
 """
@@ -274,7 +289,7 @@ class Store:
             db.execute("DELETE FROM follower_ignored WHERE follower=?", (name,))
             db.execute("DELETE FROM plans WHERE follower=? AND kind='b'", (name,))
             db.execute(
-                "INSERT INTO followers VALUES (?, 'active', ?, ?, ?, ?, ?, 0, '', ?, '0')",
+                "INSERT INTO followers VALUES (?, 'active', ?, ?, ?, ?, ?, 0, '', ?, '0', 0)",
                 (name, str(investment), str(reserve), str(account_equity), last_seq, now_ms, config_hash),
             )
             if copy_existing:
@@ -293,7 +308,7 @@ class Store:
         """A follower waiting for capacity (or a configuration change after a stop): recorded, not copying."""
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO followers VALUES (?, 'pending_capacity', ?, '0', '0', 0, ?, 0, '', ?, '0')"
+                "INSERT INTO followers VALUES (?, 'pending_capacity', ?, '0', '0', 0, ?, 0, '', ?, '0', 0)"
                 " ON CONFLICT(name) DO UPDATE SET state='pending_capacity', investment=excluded.investment,"
                 " config_hash=excluded.config_hash",
                 (name, str(investment), now_ms, config_hash),
@@ -309,7 +324,9 @@ class Store:
         """Stops copying to a follower and journals the orders that flatten it, in one transaction
         (stop loss, removal, lead gone): a crash in between resumes the closing, never the copying."""
         with self.transaction() as db:
-            db.execute("UPDATE followers SET state=?, state_reason=? WHERE name=?", (state, reason, name))
+            db.execute(
+                "UPDATE followers SET state=?, state_reason=?, ended_ms=? WHERE name=?", (state, reason, now_ms, name)
+            )
             self._insert_plan(db, name, kind, seq, intents, (), now_ms)
 
     def change_investment(
@@ -552,3 +569,131 @@ class Store:
     def equity(self, account: str) -> tuple[Decimal, int] | None:
         row = self._db.execute("SELECT equity, recorded_ms FROM equity WHERE account=?", (account,)).fetchone()
         return None if row is None else (Decimal(row[0]), int(row[1]))
+
+    # -- settlement -------------------------------------------------------------------------------
+
+    def ended_ms(self, name: str) -> int:
+        row = self._db.execute("SELECT ended_ms FROM followers WHERE name=?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def settled_cycles(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT id FROM cycles WHERE settled_ms IS NOT NULL")}
+
+    def boundary(self, cycle: str, account: str) -> tuple[Decimal, Decimal, bool] | None:
+        row = self._db.execute(
+            "SELECT equity, copy_equity, late FROM boundary_equity WHERE cycle=? AND account=?", (cycle, account)
+        ).fetchone()
+        return None if row is None else (Decimal(row[0]), Decimal(row[1]), bool(row[2]))
+
+    def record_boundary(
+        self, cycle: str, account: str, equity: Decimal, copy_equity: Decimal, late: bool, now_ms: int
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO boundary_equity VALUES (?, ?, ?, ?, ?, ?)",
+                (cycle, account, str(equity), str(copy_equity), now_ms, int(late)),
+            )
+
+    def activation_amount(self, name: str) -> Decimal:
+        """The copy equity a follower started its latest activation with (its investment then)."""
+        row = self._db.execute(
+            "SELECT amount FROM flows WHERE follower=? AND reason='activation' ORDER BY id DESC LIMIT 1", (name,)
+        ).fetchone()
+        return Decimal(row[0]) if row else ZERO
+
+    def flows_between(self, name: str, start_ms: int, end_ms: int) -> Decimal:
+        rows = self._db.execute(
+            "SELECT amount FROM flows WHERE follower=? AND reason='investment' AND"
+            " recorded_ms >= ? AND recorded_ms < ?",
+            (name, start_ms, end_ms),
+        )
+        return sum((Decimal(r[0]) for r in rows), ZERO)
+
+    def settlement(self, cycle: str, follower: str) -> dict[str, str] | None:
+        cur = self._db.execute("SELECT * FROM settlements WHERE cycle=? AND follower=?", (cycle, follower))
+        row = cur.fetchone()
+        return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def settlements_of(self, cycle: str) -> list[dict[str, str]]:
+        cur = self._db.execute("SELECT * FROM settlements WHERE cycle=? ORDER BY rowid", (cycle,))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def latest_settlement_before(self, follower: str, start_ms: int) -> dict[str, str] | None:
+        cur = self._db.execute(
+            "SELECT s.* FROM settlements s JOIN cycles c ON c.id = s.cycle WHERE s.follower=? AND c.end_ms <= ?"
+            " ORDER BY c.end_ms DESC LIMIT 1",
+            (follower, start_ms),
+        )
+        row = cur.fetchone()
+        return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def record_settlement(
+        self,
+        cycle: str,
+        start_ms: int,
+        end_ms: int,
+        row: dict[str, str],
+        transfers: list[tuple[str, str, str, str, Decimal, str]],
+        now_ms: int,
+    ) -> None:
+        """One follower's settlement and its transfers `(id, kind, from, to, amount, status)`, in one
+        transaction, before any transfer is attempted. Recording twice changes nothing."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO cycles VALUES (?, ?, ?, NULL)", (cycle, start_ms, end_ms))
+            exists = db.execute(
+                "SELECT 1 FROM settlements WHERE cycle=? AND follower=?", (cycle, row["follower"])
+            ).fetchone()
+            if exists:
+                return
+            db.execute(
+                "INSERT INTO settlements VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    cycle,
+                    row["follower"],
+                    row["e_start"],
+                    row["e_end"],
+                    row["flows"],
+                    row["fees"],
+                    row["funding"],
+                    row["pnl"],
+                    row["compensation"],
+                    row["profit_share"],
+                    row["fee_rebate"],
+                    int(row["late"] == "true"),
+                    now_ms,
+                ),
+            )
+            for tran_id, kind, source, target, amount, status in transfers:
+                db.execute(
+                    "INSERT INTO transfers VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, ?)",
+                    (tran_id, cycle, row["follower"], kind, source, target, str(amount), status, now_ms),
+                )
+
+    def mark_cycle_settled(self, cycle: str, start_ms: int, end_ms: int, now_ms: int) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO cycles VALUES (?, ?, ?, NULL)", (cycle, start_ms, end_ms))
+            db.execute("UPDATE cycles SET settled_ms=? WHERE id=? AND settled_ms IS NULL", (now_ms, cycle))
+
+    def transfers(self, cycle: str | None = None, status: str | None = None) -> list[dict[str, str]]:
+        clauses, args = [], []
+        if cycle is not None:
+            clauses.append("cycle=?")
+            args.append(cycle)
+        if status is not None:
+            clauses.append("status=?")
+            args.append(status)
+        where = " AND ".join(clauses) or "1=1"
+        cur = self._db.execute("SELECT * FROM transfers WHERE " + where + " ORDER BY rowid", args)  # noqa: S608
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def update_transfer(
+        self, client_tran_id: str, status: str, tran_id: str | None, error: str | None, now_ms: int
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE transfers SET status=?, tran_id=COALESCE(?, tran_id), error=?,"
+                " attempts=attempts+1, updated_ms=? WHERE client_tran_id=?",
+                (status, tran_id, error, now_ms, client_tran_id),
+            )

@@ -190,5 +190,38 @@ class AccountVenue:
         except NotFound:
             return
 
+    async def income(self, kind: str, start_ms: int, end_ms: int) -> list[tuple[int, Decimal]]:
+        """The account's own income records of one type (COMMISSION, FUNDING_FEE, ...) in [start, end)."""
+        out: list[tuple[int, Decimal]] = []
+        since = start_ms
+        while True:
+            request = {"incomeType": kind, "startTime": since, "endTime": end_ms - 1, "limit": 1000}
+            rows = await self._read(lambda r=request: self.client.fapiPrivateGetIncome(r))  # type: ignore[misc]
+            out += [(int(r["time"]), Decimal(str(r["income"]))) for r in rows]
+            if len(rows) < 1000:
+                return out
+            since = int(rows[-1]["time"]) + 1
+
+    async def universal_transfer(self, client_tran_id: str, from_email: str, to_email: str, amount: Decimal) -> str:
+        """Master account only: moves USDT between two sub-accounts' futures wallets, idempotent by id."""
+        request = {
+            "fromEmail": from_email,
+            "toEmail": to_email,
+            "fromAccountType": "USDT_FUTURE",
+            "toAccountType": "USDT_FUTURE",
+            "asset": "USDT",
+            "amount": f"{amount:f}",
+            "clientTranId": client_tran_id,
+        }
+        answer = await self._call(lambda: self.client.sapiPostSubAccountUniversalTransfer(request), writing=True)
+        return str(answer.get("tranId", ""))
+
+    async def find_transfer(self, client_tran_id: str) -> str | None:
+        answer = await self._read(
+            lambda: self.client.sapiGetSubAccountUniversalTransfer({"clientTranId": client_tran_id})
+        )
+        rows = answer.get("result", []) if isinstance(answer, dict) else []
+        return str(rows[0]["tranId"]) if rows else None
+
     async def close(self) -> None:
         await self.client.close()
