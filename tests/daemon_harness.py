@@ -44,6 +44,8 @@ def write_config(
     url: str,
     followers: dict[str, dict[str, Any]],
     bot: dict[str, Any] | None = None,
+    cycle_seconds: int | None = None,
+    treasury: bool = False,
 ) -> tuple[Path, dict[str, str]]:
     """A TOML config for `bot run` and the environment holding its secrets."""
     bot_opts = {
@@ -69,7 +71,22 @@ def write_config(
             f'api_key_env = "{upper}_API_KEY"',
             f'api_secret_env = "{upper}_API_SECRET"',
         ]
+        lines.append(f'email = "{name}@paper.local"')
         lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
+    if cycle_seconds is not None:
+        lines += ["", "[settlement]", f"cycle_seconds = {cycle_seconds}"]
+    if treasury:
+        env |= {"MASTER_API_KEY": "master-key-000001", "MASTER_API_SECRET": "master-secret-000001"}
+        lines += [
+            "",
+            "[treasury]",
+            'name = "master"',
+            'environment = "paper"',
+            f'api_url = "{url}"',
+            'api_key_env = "MASTER_API_KEY"',
+            'api_secret_env = "MASTER_API_SECRET"',
+            'email = "master@paper.local"',
+        ]
     path = directory / "bot.toml"
     path.write_text("\n".join(lines) + "\n")
     return path, env

@@ -35,8 +35,13 @@ def test_rounding_favours_the_follower_and_flows_are_not_pnl() -> None:
 money = st.decimals(min_value=0, max_value=10**7, places=4, allow_nan=False, allow_infinity=False)
 
 
-@given(money, money, st.decimals(min_value=-10**6, max_value=10**6, places=2), money,
-       st.decimals(min_value="0.60", max_value="0.80", places=2))
+@given(
+    money,
+    money,
+    st.decimals(min_value=-(10**6), max_value=10**6, places=2),
+    money,
+    st.decimals(min_value="0.60", max_value="0.80", places=2),
+)
 def test_properties(e_start: Decimal, e_end: Decimal, flows: Decimal, fees: Decimal, share: Decimal) -> None:
     row = settle(CycleFigures("f", e_start, e_end, flows, fees, D(0)), share, D("0.7"))
     # a follower never ends a cycle below its starting copy equity (plus flows) after compensation
