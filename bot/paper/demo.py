@@ -52,11 +52,17 @@ def _accounts() -> dict[str, Any]:
             }
             for n, usdt in names
         ],
+        "master": {"api_key": "demo-master-key", "api_secret": "demo-master-secret", "email": "master@paper.local"},
         "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
     }
 
 
-def demo_settings(url: str, state_dir: Path) -> Settings:
+def cycle_seconds_for(seconds: float) -> int:
+    """Short settlement cycles, so that a run shows several: a quarter of the run, at least 4 s."""
+    return max(4, int(seconds / 4))
+
+
+def demo_settings(url: str, state_dir: Path, cycle_seconds: int = 15) -> Settings:
     def account(name: str) -> dict[str, Any]:
         creds = Credentials(api_key=SecretStr(f"demo-{name}-key"), api_secret=SecretStr(f"demo-{name}-secret"))
         return {
@@ -73,7 +79,8 @@ def demo_settings(url: str, state_dir: Path) -> Settings:
         bot=BotSettings(state_dir=state_dir, poll_interval_s=0.5, reconcile_interval_s=10, heartbeat_interval_s=10),
         lead=AccountSettings(**account("lead")),
         protection=ProtectionSettings(),
-        settlement=SettlementSettings(cycle_seconds=60),
+        settlement=SettlementSettings(cycle_seconds=cycle_seconds),
+        treasury=AccountSettings(**account("master")),
         followers=tuple(
             FollowerSettings(
                 **account(n),
@@ -130,28 +137,52 @@ def _fresh_state(state_dir: Path) -> Path:
     return state_dir / "bot.log"
 
 
+def settlement_summary(store: Any, state_dir: Path) -> str:
+    """One line per settled cycle, then the Markdown report of the latest cycle with a profit share."""
+    lines = ["settlements (lead -> follower compensation, follower -> lead profit share):"]
+    shown = None
+    for cycle in sorted(store.settled_cycles(), key=lambda c: int(c.split("-")[1])):
+        rows = store.settlements_of(cycle)
+        comp = sum((Decimal(r["compensation"]) for r in rows), Decimal(0))
+        share = sum((Decimal(r["profit_share"]) for r in rows), Decimal(0))
+        lines.append(
+            f"  {cycle}: compensation {comp:.2f}, profit share {share:.2f}  "
+            f"{state_dir / 'reports' / cycle / 'settlement.md'}"
+        )
+        if share > 0 or shown is None:
+            shown = cycle
+    if shown is None:
+        return "no cycle ended during the run"
+    lines += ["", (state_dir / "reports" / shown / "settlement.md").read_text()]
+    return "\n".join(lines)
+
+
 async def grow_the_lead(exchange: PaperExchange, say: Any) -> None:
     """The lead tops up: its capacity (equity / 0.20) grows past what dave's 90,000 needs."""
     exchange.ledger.deposit(exchange.ledger.accounts["lead"], Decimal(3000))
     say("lead deposits 3,000 USDT: capacity grows, dave's 90,000 now fits")
 
 
-async def price_shock(exchange: PaperExchange, lead: Any, say: Any) -> None:
-    """A 12 % move against the lead's largest position: followers lose in proportion; bob's tight stop hits."""
+async def move_price(exchange: PaperExchange, lead: Any, say: Any, pct: Decimal, what: str) -> None:
+    """Moves the price of the lead's largest position by `pct` in the lead's favour (negative: against it)."""
     positions = await lead.fetch_positions()
     if not positions:
-        say("no lead position to shock")
+        say(f"{what}: the lead holds nothing")
         return
     biggest = max(positions, key=lambda p: abs(float(p["notional"] or 0)))
     market_id = biggest["info"]["symbol"]
     last = exchange.ledger.prices[market_id].last
-    moved = last * (Decimal("0.88") if biggest["side"] == "long" else Decimal("1.12"))
+    factor = 1 + pct / 100 if biggest["side"] == "long" else 1 - pct / 100
     tick = exchange.ledger.markets[market_id].tick_size
-    exchange.ledger.set_price(market_id, (moved / tick).to_integral_value() * tick)
+    exchange.ledger.set_price(market_id, (last * factor / tick).to_integral_value() * tick)
     say(
-        f"price shock: {market_id} {last} -> {exchange.ledger.prices[market_id].last} against the lead's "
-        f"{biggest['side']}"
+        f"{what}: {market_id} {last} -> {exchange.ledger.prices[market_id].last} "
+        f"({'against' if pct < 0 else 'for'} the lead's {biggest['side']})"
     )
+
+
+async def until_next_cycle(cycle_seconds: int, extra: float) -> None:
+    await asyncio.sleep(cycle_seconds - time.time() % cycle_seconds + extra)
 
 
 async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
@@ -159,7 +190,8 @@ async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
     exchange = PaperExchange(PaperConfig.model_validate(_accounts()))
     url = await exchange.start("127.0.0.1", 0)
     exchange.start_random_walk(seed=seed, interval_s=0.5, volatility=Decimal("0.0004"))
-    settings = demo_settings(url, state_dir)
+    cycle_seconds = cycle_seconds_for(seconds)
+    settings = demo_settings(url, state_dir, cycle_seconds)
     started = time.monotonic()
 
     def say(line: str) -> None:
@@ -168,7 +200,7 @@ async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
     say(
         f"paper exchange at {url}; lead 20,000 USDT; followers "
         + ", ".join(f"{n} {u}" for n, u in FOLLOWERS)
-        + f"; running {seconds:.0f}s"
+        + f"; running {seconds:.0f}s; settlement every {cycle_seconds}s"
     )
     with log_path.open("w") as log_file:
         logs.configure("json", stream=log_file)
@@ -178,11 +210,15 @@ async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
         stop = asyncio.Event()
         script = asyncio.create_task(scripted_lead(lead, seed, stop, say))
         try:
-            await asyncio.sleep(seconds * 0.4)
+            deadline = time.monotonic() + seconds
+            await asyncio.sleep(seconds * 0.3)
             await grow_the_lead(exchange, say)
             await asyncio.sleep(seconds * 0.2)
-            await price_shock(exchange, lead, say)
-            await asyncio.sleep(seconds * 0.4)
+            await move_price(exchange, lead, say, Decimal(-12), "price shock")  # everyone loses; bob's stop hits
+            await until_next_cycle(cycle_seconds, 0.5)
+            await move_price(exchange, lead, say, Decimal(10), "rebound")  # a winning cycle: profit is shared
+            await until_next_cycle(cycle_seconds, 2.0)  # that cycle ends and is settled
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         finally:
             stop.set()
             await script
@@ -196,6 +232,8 @@ async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
         print()
         print(lead_line(store, settings))
         print(table(follower_rows(store, settings)))
+        print()
+        print(settlement_summary(store, state_dir))
     finally:
         store.close()
     print()

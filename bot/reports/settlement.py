@@ -94,7 +94,9 @@ def to_markdown(data: dict[str, Any]) -> str:
     lines = [
         f"# Settlement {data['cycle']}",
         "",
-        f"Period: {data['start']} to {data['end']} ({data['timezone']} natural week, or the configured cycle).",
+        f"Period: {data['start']} to {data['end']} ("
+        + ("a short test cycle" if data["cycle"].startswith("S") else f"the natural week in {data['timezone']}")
+        + ").",
         "`pnl = e_end - e_start - flows`; fees and funding are already inside the equities. A loss is compensated "
         "by the lead (rounded up to the cent), a profit shares `profit_share` of it with the lead (rounded down); "
         "the fee rebate is owed to the lead by the operator.",

@@ -60,3 +60,8 @@ async def test_demo_runs_with_no_keys_and_prints_its_table(tmp_path: Path) -> No
     assert f"state (SQLite):    {tmp_path / 'demo' / 'copybot.sqlite3'}" in out
     events = (tmp_path / "demo" / "bot.log").read_text()
     assert '"event": "follower_pending_capacity"' in events and '"event": "follower_stop_loss_triggered"' in events
+    # short settlement cycles: a losing cycle compensated by the lead, a winning one sharing profit
+    settled = [line.split() for line in out.splitlines() if line.startswith("  S") and "compensation" in line]
+    assert any(Decimal(row[2].rstrip(",")) > 0 for row in settled)
+    assert any(Decimal(row[5]) > 0 for row in settled)
+    assert "| transfer id | kind | from | to | amount | status |" in out and "| done |" in out
