@@ -175,3 +175,13 @@ async def bot_settle(config: Path, env: dict[str, str]) -> tuple[int, str]:
     out, _ = await proc.communicate()
     assert proc.returncode is not None
     return proc.returncode, out.decode()
+
+
+async def test_bot_settle_refuses_a_malformed_or_unfinished_cycle(tmp_path: Path) -> None:
+    from tests.daemon_harness import bot_process
+
+    config, env = write_config(tmp_path, "http://127.0.0.1:9", {"f1": {"investment": 1000}})
+    for cycle, message in (("nonsense", "is not a cycle id"), ("2999-W01", "is not over")):
+        proc = await bot_process("settle", "--config", str(config), "--cycle", cycle, env=env)
+        _, err = await proc.communicate()
+        assert proc.returncode == 2 and message in err.decode()
