@@ -20,6 +20,7 @@ from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
 from bot.venue.ccxt_venue import AccountVenue, build_client, market_rules
 from bot.venue.errors import Fatal, VenueError
+from bot.venue.http import SharedHttp
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
@@ -82,15 +83,17 @@ class Runtime:
             return EXIT_UNREACHABLE
         store = state_db(self.settings)
         self.venues: dict[str, AccountVenue] = {}
+        self.http = SharedHttp()
         try:
             return await self._run(store)
         finally:
             await asyncio.gather(*(v.close() for v in self.venues.values()), return_exceptions=True)
+            await self.http.close()
             store.close()
             lock.close()
 
     def _venue(self, account: Any) -> AccountVenue:
-        venue = AccountVenue(account.name, build_client(account, self.settings.bot.request_timeout_ms))
+        venue = AccountVenue(account.name, build_client(account, self.settings.bot.request_timeout_ms, self.http))
         self.venues[account.name] = venue
         return venue
 

@@ -10,6 +10,8 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 
+from bot.venue.http import SharedHttp
+
 # Every REST entry of ccxt's binanceusdm that a USDⓈ-M account reaches, and the path each maps to.
 _REST_PATHS = {
     "fapiPublic": "/fapi/v1",
@@ -46,6 +48,7 @@ def build_binanceusdm(
     stream: bool = False,
     timeout_ms: int = 10_000,
     enable_rate_limit: bool = False,
+    http: SharedHttp | None = None,
 ) -> Any:
     """A `binanceusdm` client (ccxt.pro when `stream`) whose every fapi, sapi and websocket URL is `base_url`.
 
@@ -64,11 +67,15 @@ def build_binanceusdm(
             "adjustForTimeDifference": False,
         },
     }
+    if http is not None:
+        config["session"] = http.session
     if api_key is not None:
         config["apiKey"] = api_key
     if api_secret is not None:
         config["secret"] = api_secret
     exchange = module.binanceusdm(config)
+    if http is not None:
+        exchange.ssl_context = http.ssl_context
     api = exchange.urls["api"]
     for name, path in _REST_PATHS.items():
         api[name] = base_url + path

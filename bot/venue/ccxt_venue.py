@@ -8,12 +8,14 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import ccxt.async_support as ccxt
+import ccxt.pro as ccxt_pro
 from asyncio_throttle.throttler import Throttler
 
 from bot.core.model import Market
 from bot.settings import AccountSettings
 from bot.venue.binance_compat import build_binanceusdm, linear_error_table
 from bot.venue.errors import Fatal, NotFound, RateLimited, Rejected, Temporary, UnknownOutcome, VenueError
+from bot.venue.http import SharedHttp
 from bot.venue.retry import read_with_retry
 
 T = TypeVar("T")
@@ -57,22 +59,27 @@ class OrderResult:
     average: Decimal | None
 
 
-def build_client(account: AccountSettings, timeout_ms: int = 10_000) -> Any:
-    """A ccxt client for one configured account, by its environment (SPEC section 8)."""
+def build_client(
+    account: AccountSettings, timeout_ms: int = 10_000, http: SharedHttp | None = None, stream: bool = False
+) -> Any:
+    """A ccxt client (ccxt.pro with `stream`) for one configured account, by its environment (SPEC section 8)."""
     assert account.credentials is not None, "secrets are resolved before clients are built"
     key = account.credentials.api_key.get_secret_value()
     secret = account.credentials.api_secret.get_secret_value()
     if account.environment == "paper":
-        return build_binanceusdm(account.api_url, key, secret, timeout_ms=timeout_ms)
-    client = getattr(ccxt, account.exchange)(
-        {
-            "apiKey": key,
-            "secret": secret,
-            "timeout": timeout_ms,
-            "enableRateLimit": False,
-            "options": {"fetchCurrencies": False, "maxRetriesOnFailure": 0},
-        }
-    )
+        return build_binanceusdm(account.api_url, key, secret, timeout_ms=timeout_ms, http=http, stream=stream)
+    config: dict[str, Any] = {
+        "apiKey": key,
+        "secret": secret,
+        "timeout": timeout_ms,
+        "enableRateLimit": False,
+        "options": {"fetchCurrencies": False, "maxRetriesOnFailure": 0},
+    }
+    if http is not None:
+        config["session"] = http.session
+    client = getattr(ccxt_pro if stream else ccxt, account.exchange)(config)
+    if http is not None:
+        client.ssl_context = http.ssl_context
     if account.environment == "demo":
         client.enable_demo_trading(True)
     elif account.environment == "testnet":
