@@ -8,6 +8,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import ccxt.async_support as ccxt
+
 from bot.core.model import ZERO, lead_fill_price
 from bot.engine.clock import Clock
 from bot.engine.prices import MarkPrices
@@ -45,6 +47,8 @@ class LeadPoller:
         self.last_poll_ms = 0
         self.polls = 0
         self._over_leveraged = False
+        self.interval_s = poll_interval_s  # a stream lead source lowers the REST rate while it is connected
+        self._polling = asyncio.Lock()
 
     async def baseline(self) -> None:
         """At the very first start the lead's positions are the baseline, not changes to copy."""
@@ -59,6 +63,11 @@ class LeadPoller:
         )
 
     async def poll_once(self) -> list[StoredChange]:
+        """Reads the lead by REST and records what changed. Serialized: the stream and the timer never race."""
+        async with self._polling:
+            return await self._poll()
+
+    async def _poll(self) -> list[StoredChange]:
         positions, equity = await asyncio.gather(self.venue.positions(), self.venue.equity())
         now = self.clock.now_ms()
         self.last_poll_ms = now
@@ -104,11 +113,11 @@ class LeadPoller:
         self._over_leveraged = bool(over)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        backoff = self.poll_interval_s
+        backoff = self.interval_s
         while not stopping.is_set():
             try:
                 await self.poll_once()
-                backoff = self.poll_interval_s
+                backoff = self.interval_s
                 self._auth_failing_since = None
             except Fatal as exc:
                 now = self.clock.now_ms()
@@ -126,3 +135,81 @@ class LeadPoller:
             self.on_poll()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=backoff)
+
+
+class LeadStream:
+    """`lead_source = "stream"`: ccxt.pro's user data stream wakes the lead poller at once.
+
+    REST stays the truth: every stream event is confirmed by a REST read of the lead's positions before
+    anything is copied, and REST runs right after any stream error or reconnect and every
+    `reconcile_interval_s`, so a change made while the stream was down is still copied, once. While the
+    stream is down the poller falls back to `poll_interval_s`.
+    """
+
+    def __init__(
+        self,
+        make_client: Callable[[], Any],
+        markets: dict[str, Any],
+        poller: LeadPoller,
+        clock: Clock,
+        log: Any,
+        reconcile_interval_s: float,
+    ) -> None:
+        self.make_client = make_client
+        self.markets = markets
+        self.poller = poller
+        self.clock = clock
+        self.log = log.bind(account="lead")
+        self.reconcile_interval_s = reconcile_interval_s
+        self.events = 0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        backoff = 0.5
+        down_since: int | None = None
+        while not stopping.is_set():
+            client = self.make_client()
+            client.set_markets(self.markets)
+            try:
+                await self._next_event(client, stopping)  # the first watch subscribes (after a REST snapshot)
+                if down_since is None:
+                    self.log.info("stream_connected")
+                else:
+                    self.log.info("stream_resumed", gap_ms=self.clock.now_ms() - down_since)
+                    down_since = None
+                self.poller.interval_s = self.reconcile_interval_s
+                await self.poller.poll_once()  # whatever happened while connecting or down
+                backoff = 0.5
+                while not stopping.is_set():
+                    await self._next_event(client, stopping)
+                    self.events += 1
+                    await self.poller.poll_once()
+            except (ccxt.BaseError, OSError, VenueError) as exc:
+                if stopping.is_set():
+                    break
+                self.poller.interval_s = self.poller.poll_interval_s
+                if down_since is None:
+                    down_since = self.clock.now_ms()
+                    self.log.warning("stream_disconnected", error=f"{type(exc).__name__}: {exc}"[:300])
+                with contextlib.suppress(VenueError):
+                    await self.poller.poll_once()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.close()
+
+    @staticmethod
+    async def _next_event(client: Any, stopping: asyncio.Event) -> None:
+        watch = asyncio.ensure_future(client.watch_positions())
+        stop = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not watch.done():
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watch
+        if watch.done() and not watch.cancelled():
+            watch.result()  # raises the stream's error

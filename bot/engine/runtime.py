@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from bot import logs
 from bot.engine.clock import Clock, SystemClock
-from bot.engine.lead import LeadPoller
+from bot.engine.lead import LeadPoller, LeadStream
 from bot.engine.lifecycle import Lifecycle, protection_of
 from bot.engine.mirror import FollowerMirror, MirrorConfig
 from bot.engine.prices import MarkPrices
@@ -157,13 +157,6 @@ class Runtime:
         await poller.baseline()
         self.lifecycle.configure(self.settings.followers, self.mirrors, lead.name)
         await self.lifecycle.review(self._order(), self.mirrors)
-        if self.settings.bot.lead_source == "stream":
-            self.log.warning(
-                "lead_source_fallback",
-                requested="stream",
-                using="poll",
-                reason="the websocket lead source is not built yet; REST polling is its fallback",
-            )
         self.log.info(
             "daemon_started",
             followers=sorted(self.mirrors),
@@ -176,6 +169,7 @@ class Runtime:
         helpers = [
             asyncio.create_task(self._settle_loop(), name="settlement"),
             asyncio.create_task(poller.run(self.stopping), name="lead"),
+            *self._stream(lead, poller),
             asyncio.create_task(self._heartbeat(store, poller), name="heartbeat"),
             asyncio.create_task(self._coordinate(store, poller), name="lifecycle"),
         ]
@@ -183,6 +177,20 @@ class Runtime:
         await self._shutdown(list(self._workers.values()), helpers)
         self.log.info("daemon_stopped", last_lead_change=store.last_seq(), exit_code=self.exit_code)
         return self.exit_code
+
+    def _stream(self, lead: Any, poller: LeadPoller) -> list[asyncio.Task[None]]:
+        if self.settings.bot.lead_source != "stream":
+            return []
+        timeout = self.settings.bot.request_timeout_ms
+        stream = LeadStream(
+            lambda: build_client(lead, timeout, stream=True),
+            self.markets,
+            poller,
+            self.clock,
+            self.log,
+            self.settings.bot.reconcile_interval_s,
+        )
+        return [asyncio.create_task(stream.run(self.stopping), name="lead-stream")]
 
     def _order(self) -> list[str]:
         return [f.name for f in self.settings.followers]
