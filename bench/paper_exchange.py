@@ -155,7 +155,7 @@ def main() -> int:
     port = free_port()
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(accounts_file(max(args.accounts, 2)), handle)
-    proc = subprocess.Popen(  # noqa: S603 - our own CLI
+    proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "paper-exchange", "--accounts", handle.name, "--port", str(port)],
         stdout=subprocess.PIPE,
         text=True,

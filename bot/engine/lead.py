@@ -149,7 +149,7 @@ class LeadStream:
     def __init__(
         self,
         make_client: Callable[[], Any],
-        markets: dict[str, Any],
+        markets: Any,
         poller: LeadPoller,
         clock: Clock,
         log: Any,
@@ -168,7 +168,7 @@ class LeadStream:
         down_since: int | None = None
         while not stopping.is_set():
             client = self.make_client()
-            client.set_markets(self.markets)
+            client.set_markets_from_exchange(self.markets)
             try:
                 await self._next_event(client, stopping)  # the first watch subscribes (after a REST snapshot)
                 if down_since is None:

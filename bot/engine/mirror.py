@@ -9,11 +9,12 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from bot.core.ids import client_order_id
+from bot.core.ids import client_order_id, follower_tag
 from bot.core.model import ZERO, FollowerView, Intent, Leg, Market, Plan
 from bot.core.risk import stop_loss_hit, stop_loss_threshold
 from bot.core.sync import plan_bootstrap, plan_change, plan_correction
 from bot.engine.clock import Clock
+from bot.engine.journal import PlanJournal
 from bot.engine.prices import MarkPrices
 from bot.settings import FollowerSettings
 from bot.store.db import IntentRow, Store, StoredChange
@@ -26,7 +27,8 @@ LOOKUP_ATTEMPTS = 8
 @dataclass(slots=True)
 class MirrorConfig:
     max_leverage: Decimal
-    equity_max_age_ms: int = 1000
+    equity_max_age_ms: int = 5000  # for sizing
+    stop_loss_max_age_ms: int = 1000  # for the stop-loss check: every poll
 
 
 class FollowerMirror:
@@ -56,6 +58,11 @@ class FollowerMirror:
         self._equity: tuple[Decimal, int] | None = None
         self.last_sync_ms = 0
         self.end_request: tuple[str, str] | None = None  # (state, reason): close out and stop, in the worker
+        self.journal: PlanJournal | None = None  # shared group commit, set by the runtime
+        # each follower refreshes its equity for the stop loss on its own phase, between 1 and 1.5 polls, so
+        # that hundreds of balance requests never line up with (and slow) a fan-out
+        spread = int(follower_tag(self.name), 16) / 0xFFFF / 2
+        self._stop_loss_age_ms = int(config.stop_loss_max_age_ms * (1 + spread))
 
     # -- activation -------------------------------------------------------------------------------
 
@@ -86,9 +93,10 @@ class FollowerMirror:
         )
         return True
 
-    async def copy_equity(self, fresh: bool = False) -> Decimal:
+    async def copy_equity(self, fresh: bool = False, max_age_ms: int | None = None) -> Decimal:
         now = self.clock.now_ms()
-        if fresh or self._equity is None or now - self._equity[1] > self.config.equity_max_age_ms:
+        limit = self.config.equity_max_age_ms if max_age_ms is None else max_age_ms
+        if fresh or self._equity is None or now - self._equity[1] > limit:
             equity = await self.venue.equity()
             self._equity = (equity, now)
             self.store.record_equity(self.name, equity, now)
@@ -135,7 +143,7 @@ class FollowerMirror:
                 plan = plan_bootstrap(
                     lead, lead_equity, self._view(await self.copy_equity()), self.markets, await self.prices.get()
                 )
-                self._journal(kind, seq, plan)
+                await self._journal(kind, seq, plan)
         await self._execute(kind, seq)
         self.store.mark_bootstrapped(self.name)
 
@@ -150,15 +158,19 @@ class FollowerMirror:
                 marks = await self.prices.get()
                 view = self._view(await self.copy_equity())
                 plan = plan_change(change, stored.lead_equity, view, self.markets[symbol], marks)
-                self._journal("c", change.seq, plan)
+                await self._journal("c", change.seq, plan)
             await self._execute("c", change.seq)
         self.store.advance(self.name, change.seq, unignore=unignore)
         self.last_sync_ms = self.clock.now_ms()
 
-    def _journal(self, kind: str, seq: int, plan: Plan) -> None:
+    async def _journal(self, kind: str, seq: int, plan: Plan) -> None:
         epoch = self.store.epoch
         intents = [(i, client_order_id(epoch, self.name, kind, seq, idx)) for idx, i in enumerate(plan.intents)]
-        self.store.record_plan(self.name, kind, seq, intents, plan.skips, self.clock.now_ms())
+        record = (self.name, kind, seq, intents, tuple(plan.skips), self.clock.now_ms())
+        if self.journal is not None:
+            await self.journal.record(record)
+        else:
+            self.store.record_plans([record])
         self._sent_fresh.update(r.id for r in self.store.intents_of(self.name, kind, seq))
         for skip in plan.skips:
             self.log.info(skip.event, symbol=skip.symbol, lead_change=seq, kind=kind, **skip.detail)
@@ -317,17 +329,18 @@ class FollowerMirror:
     async def _correct(self, symbol: str, seq: int, intents: tuple[Intent, ...]) -> None:
         if not intents:
             return
-        self._journal("r", seq, Plan(intents=intents))
+        await self._journal("r", seq, Plan(intents=intents))
         await self._execute("r", seq)
 
     # -- lifecycle: stop loss and close-outs ------------------------------------------------------
 
-    async def check_stop_loss(self, fresh: bool = False) -> bool:
+    async def check_stop_loss(self, cached: bool = False) -> bool:
         """SPEC section 6: at copy equity ≤ investment × (1 − pct/100), close everything and stop copying."""
         row = self.store.follower(self.name)
         if row is None or row.state != "active":
             return False
-        copy_equity = await self.copy_equity(fresh)
+        max_age = self.config.equity_max_age_ms if cached else self._stop_loss_age_ms
+        copy_equity = await self.copy_equity(max_age_ms=max_age)
         pct = self.settings.total_stop_loss_pct
         if not stop_loss_hit(copy_equity, row.investment, pct):
             return False

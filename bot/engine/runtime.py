@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from bot import logs
 from bot.engine.clock import Clock, SystemClock
+from bot.engine.journal import PlanJournal
 from bot.engine.lead import LeadPoller, LeadStream
 from bot.engine.lifecycle import Lifecycle, protection_of
 from bot.engine.mirror import FollowerMirror, MirrorConfig
@@ -104,11 +105,12 @@ class Runtime:
         if self.settings.treasury is not None:
             self._venue(self.settings.treasury)
         first = next(iter(self.venues.values()))
+        self.market_source = first
         markets: dict[str, Any] | None = None
         failed = False
         for name, venue in self.venues.items():
             try:
-                markets = await venue.load_markets(markets if venue is not first else None)
+                markets = await venue.load_markets(first if venue is not first else None)
                 await venue.equity()
             except VenueError as exc:
                 self.log.error("startup_account_unreachable", account=name, error=str(exc))
@@ -132,6 +134,7 @@ class Runtime:
         self.markets = markets
         prices_from = self.venues[self.settings.lead.name if self.settings.lead else self.settings.followers[0].name]
         self.prices = MarkPrices(prices_from, self.clock)
+        self.journal = PlanJournal(store)
         self.lifecycle = Lifecycle(store, protection_of(self.settings.protection), self.clock, self.log)
         for follower in self.settings.followers:
             self._add_mirror(follower, store)
@@ -184,7 +187,7 @@ class Runtime:
         timeout = self.settings.bot.request_timeout_ms
         stream = LeadStream(
             lambda: build_client(lead, timeout, stream=True),
-            self.markets,
+            self.market_source.client,
             poller,
             self.clock,
             self.log,
@@ -197,11 +200,15 @@ class Runtime:
 
     def _add_mirror(self, follower: FollowerSettings, store: Store) -> FollowerMirror:
         venue = self.venues.get(follower.name) or self._venue(follower)
+        # sizing uses a copy equity at most a few polls old: each worker refreshes it every poll anyway
+        # (stop-loss check), so a lead change never waits for a balance request
         config = MirrorConfig(
             max_leverage=self.settings.protection.max_leverage,
-            equity_max_age_ms=int(self.settings.bot.poll_interval_s * 1000),
+            equity_max_age_ms=int(max(5.0, 3 * self.settings.bot.poll_interval_s) * 1000),
+            stop_loss_max_age_ms=int(self.settings.bot.poll_interval_s * 1000),
         )
         mirror = FollowerMirror(follower, venue, store, self.rules, self.prices, self.clock, config, self.log)
+        mirror.journal = self.journal
         self.mirrors[follower.name] = mirror
         self._wakes[follower.name] = asyncio.Event()
         return mirror
@@ -274,7 +281,9 @@ class Runtime:
                         await mirror.reconcile()
                         next_reconcile = self.clock.now_ms() + interval_ms
                     copied = await mirror.catch_up(self.stopping)
-                    await mirror.check_stop_loss(fresh=copied > 0)
+                    # after copying, check with the equity in hand: a balance request per follower right after a
+                    # fan-out would compete with the other followers' orders; the next poll refreshes it
+                    await mirror.check_stop_loss(cached=copied > 0)
                 backoff = 1.0
             except Fatal as exc:
                 mirror.log.error("follower_account_failed", error=str(exc))
@@ -348,7 +357,7 @@ class Runtime:
             elif name not in self.mirrors or name not in old:
                 try:
                     venue = self.venues.get(name) or self._venue(follower)
-                    await venue.load_markets(self.markets)
+                    await venue.load_markets(self.market_source)
                 except VenueError as exc:
                     self.log.error("follower_account_failed", follower=name, error=str(exc))
                     continue

@@ -1,0 +1,336 @@
+"""Benchmarks of the copy path: detection latency (poll, stream), fan-out against a bare client, start-up and
+memory with many followers, and the cost of one Smart Sync decision.
+
+The paper exchange and the daemon each run in their own process (`bot paper-exchange`, `bot run`); the
+figures come from the daemon's own JSON log timestamps (ms) and the exchange's fill times.
+
+    python bench/copy_path.py [--followers 1,10,100,500] [--changes 20] [--quick]
+
+Prints one table and writes bench/results/copy_path.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import timeit
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.core.model import FollowerView, LeadChange, Market  # noqa: E402
+from bot.core.sync import plan_change  # noqa: E402
+from bot.venue.binance_compat import build_binanceusdm  # noqa: E402
+
+D = Decimal
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ms_of(ts: str) -> int:
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def pct(samples: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50": round(statistics.median(ordered), 2),
+        "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+        "n": len(ordered),
+    }
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+class Setup:
+    """A paper exchange process and a daemon process with `n` followers."""
+
+    def __init__(self, n: int, lead_source: str, workdir: Path) -> None:
+        self.n = n
+        self.lead_source = lead_source
+        self.workdir = workdir
+        self.names = [f"f{i:04d}" for i in range(n)]
+        self.events: list[dict[str, Any]] = []
+
+    def accounts(self) -> dict[str, Any]:
+        accounts = [
+            {
+                "name": "lead",
+                "api_key": "lead-key-bench",
+                "api_secret": "lead-secret-bench",
+                "email": "lead@paper.local",
+                "usdt": "200000",
+            }
+        ]
+        accounts += [
+            {
+                "name": n,
+                "api_key": f"{n}-key-bench",
+                "api_secret": f"{n}-secret-bench",
+                "email": f"{n}@paper.local",
+                "usdt": "1000",
+            }
+            for n in self.names
+        ]
+        return {
+            "accounts": accounts,
+            "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
+            "commission": {"maker": "0", "taker": "0"},
+        }
+
+    def config(self, url: str) -> tuple[Path, dict[str, str]]:
+        env = {"LEAD_API_KEY": "lead-key-bench", "LEAD_API_SECRET": "lead-secret-bench"}
+        lines = [
+            "[bot]",
+            f'state_dir = "{self.workdir / "state"}"',
+            "poll_interval_s = 1.0",
+            "reconcile_interval_s = 3600",
+            "heartbeat_interval_s = 3600",
+            f'lead_source = "{self.lead_source}"',
+            "",
+            "[lead]",
+            'name = "lead"',
+            'environment = "paper"',
+            f'api_url = "{url}"',
+            'api_key_env = "LEAD_API_KEY"',
+            'api_secret_env = "LEAD_API_SECRET"',
+        ]
+        for name in self.names:
+            upper = name.upper()
+            env[f"{upper}_KEY"] = f"{name}-key-bench"
+            env[f"{upper}_SECRET"] = f"{name}-secret-bench"
+            lines += [
+                "",
+                "[[followers]]",
+                f'name = "{name}"',
+                'environment = "paper"',
+                f'api_url = "{url}"',
+                f'api_key_env = "{upper}_KEY"',
+                f'api_secret_env = "{upper}_SECRET"',
+                "investment = 1000",
+            ]
+        path = self.workdir / "bot.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path, env
+
+    async def __aenter__(self) -> Setup:
+        accounts = self.workdir / "accounts.json"
+        accounts.write_text(json.dumps(self.accounts()))
+        port = free_port()
+        self.exchange = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "paper-exchange",
+            "--accounts",
+            str(accounts),
+            "--port",
+            str(port),
+            "--markets",
+            "300",
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+            env=ENV,
+        )
+        assert self.exchange.stdout is not None
+        self.url = json.loads(await self.exchange.stdout.readline())["url"]
+        config, env = self.config(self.url)
+        started = time.perf_counter()
+        self.daemon = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--config",
+            str(config),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=ROOT,
+            env={**ENV, **env},
+            limit=2**24,
+        )
+        self.reader = asyncio.create_task(self._read())
+        await self.wait_for(lambda: any(e.get("event") == "daemon_started" for e in self.events), 120)
+        self.startup_s = time.perf_counter() - started
+        if self.lead_source == "stream":
+            await self.wait_for(lambda: any(e.get("event") == "stream_connected" for e in self.events), 30)
+        self.rss_mb = rss_mb(self.daemon.pid)
+        self.lead = build_binanceusdm(self.url, "lead-key-bench", "lead-secret-bench")
+        await self.lead.load_markets()
+        return self
+
+    async def _read(self) -> None:
+        assert self.daemon.stdout is not None
+        async for line in self.daemon.stdout:
+            with contextlib.suppress(json.JSONDecodeError):
+                self.events.append(json.loads(line))
+
+    async def wait_for(self, check: Any, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"benchmark waited {timeout}s; last events {self.events[-5:]}")
+            await asyncio.sleep(0.002)
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == event]
+
+    async def lead_change(self, side: str) -> tuple[int, dict[str, Any]]:
+        """One lead order; returns its fill time at the exchange and the daemon's lead_position_changed."""
+        seen = len(self.named("lead_position_changed"))
+        order = await self.lead.create_order("ETH/USDT:USDT", "market", side, 20)  # followers: 0.1 ETH
+        filled_ms = int(order["info"]["updateTime"])
+        await self.wait_for(lambda: len(self.named("lead_position_changed")) > seen, 30)
+        return filled_ms, self.named("lead_position_changed")[seen]
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.lead.close()
+        self.daemon.terminate()
+        await self.daemon.wait()
+        await self.reader
+        self.exchange.terminate()
+        await self.exchange.wait()
+
+
+async def detection(lead_source: str, changes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Setup(1, lead_source, Path(tmp)) as setup:
+            samples = []
+            for i in range(changes):
+                filled_ms, event = await setup.lead_change("buy" if i % 2 == 0 else "sell")
+                samples.append(ms_of(event["ts"]) - filled_ms)
+                await asyncio.sleep(0.05)
+            return pct(samples)
+
+
+def signed(name: str) -> str:
+    query = urlencode(
+        {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.1", "timestamp": int(time.time() * 1000)}
+    )
+    return query + "&signature=" + hmac.new(f"{name}-secret-bench".encode(), query.encode(), hashlib.sha256).hexdigest()
+
+
+async def bare(url: str, names: list[str], rounds: int) -> dict[str, float]:
+    """The same N signed orders (one per follower account), all at once, from a bare aiohttp client."""
+    samples = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def one(name: str) -> None:
+            headers = {"X-MBX-APIKEY": f"{name}-key-bench", "Content-Type": "application/x-www-form-urlencoded"}
+            async with session.post(url + "/fapi/v1/order", data=signed(name), headers=headers) as resp:
+                await resp.read()
+                assert resp.status == 200
+
+        await asyncio.gather(*(one(n) for n in names))  # warm the pool
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await asyncio.gather(*(one(n) for n in names))
+            samples.append((time.perf_counter() - started) * 1000)
+    return pct(samples)
+
+
+async def fanout(n: int, changes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Setup(n, "stream", Path(tmp)) as setup:
+            samples = []
+            for i in range(changes):
+                filled_before = len(setup.named("follower_order_filled"))
+                _, event = await setup.lead_change("buy" if i % 2 == 0 else "sell")
+                target = filled_before + n
+                await setup.wait_for(lambda t=target: len(setup.named("follower_order_filled")) >= t, 120)
+                fills = setup.named("follower_order_filled")[filled_before : filled_before + n]
+                samples.append(max(ms_of(f["ts"]) for f in fills) - ms_of(event["ts"]))
+                await asyncio.sleep(0.2)
+            result: dict[str, Any] = {
+                "fanout_ms": pct(samples),
+                "startup_s": round(setup.startup_s, 2),
+                "rss_mb": setup.rss_mb,
+                "rss_per_follower_mb": round(setup.rss_mb / n, 3),
+            }
+            result["bare_ms"] = await bare(setup.url, setup.names, max(3, changes))
+            result["ratio_p50"] = round(result["fanout_ms"]["p50"] / max(result["bare_ms"]["p50"], 0.01), 2)
+            return result
+
+
+def core_cost() -> dict[str, float]:
+    market = Market("ETHUSDT", D("0.001"), D("0.001"), D("20"))
+    view = FollowerView("f", D("1234.56"), {"ETHUSDT": D("0.2"), "BTCUSDT": D("0.01")}, D(5), D("0.5"))
+    marks = {"ETHUSDT": D("3001.5"), "BTCUSDT": D("50010")}
+    change = LeadChange(7, "ETHUSDT", D("2"), D("3.5"), D("3001"))
+    runs = 20000
+    seconds = min(timeit.repeat(lambda: plan_change(change, D("10234.5"), view, market, marks), number=runs, repeat=5))
+    return {"us_per_decision": round(seconds / runs * 1e6, 2)}
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--followers", default="1,10,100,500")
+    parser.add_argument("--changes", type=int, default=20)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"core": core_cost()}
+    results["detection_poll_ms"] = await detection("poll", args.changes)
+    results["detection_stream_ms"] = await detection("stream", args.changes)
+    for n in [int(x) for x in args.followers.split(",")]:
+        results[f"fanout_{n}"] = await fanout(n, max(5, args.changes // 4) if n >= 100 else args.changes // 2)
+    machine = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "system": platform.platform(),
+    }
+    print(f"machine: {machine}")
+    print(f"{'benchmark':<28} {'p50':>10} {'p99':>10} {'n':>4}  notes")
+    print(f"{'smart sync decision':<28} {results['core']['us_per_decision']:>9}µs {'':>10} {'':>4}")
+    for key in ("detection_poll_ms", "detection_stream_ms"):
+        row = results[key]
+        print(
+            f"{key.replace('_ms', ''):<28} {row['p50']:>8}ms {row['p99']:>8}ms {row['n']:>4}  lead fill -> "
+            "lead_position_changed"
+        )
+    for key, row in results.items():
+        if key.startswith("fanout_"):
+            f, b = row["fanout_ms"], row["bare_ms"]
+            print(
+                f"{key:<28} {f['p50']:>8}ms {f['p99']:>8}ms {f['n']:>4}  bare p50 {b['p50']}ms p99 {b['p99']}ms, "
+                f"ratio {row['ratio_p50']}x, start-up {row['startup_s']}s, RSS {row['rss_mb']}MB "
+                f"({row['rss_per_follower_mb']}MB/follower)"
+            )
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "copy_path.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    print(f"written: {out / 'copy_path.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
