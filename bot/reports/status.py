@@ -40,7 +40,7 @@ def follower_rows(store: Store, settings: Settings) -> list[dict[str, str]]:
                     if distance is not None and follower.state == "active"
                     else "-",
                     "symbol": symbol,
-                    "position": str(positions.get(symbol, ZERO)),
+                    "position": f"{positions.get(symbol, ZERO).normalize():f}",
                     "lead_x_r": f"{lead.get(symbol, ZERO) * ratio:.6f}" if symbol != "-" else "-",
                     "orders": str(sum(1 for i in intents if i.status in ("filled", "partial"))),
                     "skips": str(len(store.skips(follower.name))),
