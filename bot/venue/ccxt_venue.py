@@ -155,14 +155,14 @@ class AccountVenue:
         return Decimal(str(value))
 
     async def positions(self) -> dict[str, tuple[Decimal, Decimal]]:
-        """Signed base quantity and entry price per market id, from the exchange's raw fields."""
-        rows = await self._read(self.client.fetch_positions)
+        """Signed base quantity and entry price per market id, from the raw position-risk rows (ccxt's
+        fetch_positions would first load every market's leverage brackets into each client: ~1 MB apiece)."""
+        rows = await self._read(self.client.fapiPrivateV3GetPositionRisk)
         out: dict[str, tuple[Decimal, Decimal]] = {}
         for row in rows:
-            info = row.get("info", {})
-            amount = Decimal(str(info.get("positionAmt", "0")))
+            amount = Decimal(str(row.get("positionAmt", "0")))
             if amount:
-                out[str(info["symbol"])] = (amount, Decimal(str(info.get("entryPrice", "0"))))
+                out[str(row["symbol"])] = (amount, Decimal(str(row.get("entryPrice", "0"))))
         return out
 
     async def mark_prices(self) -> dict[str, Decimal]:
