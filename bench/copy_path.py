@@ -20,13 +20,10 @@ import json
 import os
 import platform
 import random
-import socket
-import statistics
 import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +35,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, percentiles  # noqa: E402
 from bot.core.model import FollowerView, LeadChange, Market  # noqa: E402
 from bot.core.sync import plan_change  # noqa: E402
 from bot.venue.binance_compat import build_binanceusdm  # noqa: E402
@@ -46,24 +44,8 @@ D = Decimal
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def ms_of(ts: str) -> int:
     return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def pct(samples: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50": round(statistics.median(ordered), 2),
-        "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
-        "n": len(ordered),
-    }
 
 
 def rss_mb(pid: int) -> float:
@@ -232,7 +214,7 @@ async def detection(lead_source: str, changes: int) -> dict[str, Any]:
                 filled_ms, event = await setup.lead_change("buy" if i % 2 == 0 else "sell")
                 samples.append(ms_of(event["ts"]) - filled_ms)
                 await asyncio.sleep(rng.uniform(0.05, 1.05))  # a random phase against the poll timer
-            return pct(samples)
+            return percentiles(samples, 2)
 
 
 def signed(name: str) -> str:
@@ -258,7 +240,7 @@ async def bare(url: str, names: list[str], rounds: int) -> dict[str, float]:
             started = time.perf_counter()
             await asyncio.gather(*(one(n) for n in names))
             samples.append((time.perf_counter() - started) * 1000)
-    return pct(samples)
+    return percentiles(samples, 2)
 
 
 async def fanout(n: int, changes: int) -> dict[str, Any]:
@@ -274,7 +256,7 @@ async def fanout(n: int, changes: int) -> dict[str, Any]:
                 samples.append(max(ms_of(f["ts"]) for f in fills) - ms_of(event["ts"]))
                 await asyncio.sleep(0.2)
             result: dict[str, Any] = {
-                "fanout_ms": pct(samples),
+                "fanout_ms": percentiles(samples, 2),
                 "startup_s": round(setup.startup_s, 2),
                 "rss_mb": setup.rss_mb,
                 "rss_per_follower_mb": round(setup.rss_mb / n, 3),

@@ -14,8 +14,6 @@ import hashlib
 import hmac
 import json
 import platform
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,14 +27,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, percentiles  # noqa: E402
 from bot.venue.binance_compat import build_binanceusdm  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def accounts_file(count: int) -> dict[str, Any]:
@@ -52,15 +44,6 @@ def accounts_file(count: int) -> dict[str, Any]:
             for i in range(count)
         ],
         "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
-    }
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    return {
-        "p50_ms": round(statistics.median(ordered), 3),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
-        "n": len(ordered),
     }
 
 
@@ -176,7 +159,7 @@ def main() -> int:
     }
     print(f"{'benchmark':<34} {'p50 ms':>9} {'p99 ms':>9} {'n':>5} {'orders/s':>9}")
     for name, row in results.items():
-        print(f"{name:<34} {row['p50_ms']:>9.3f} {row['p99_ms']:>9.3f} {row['n']:>5} {row.get('orders_per_s', ''):>9}")
+        print(f"{name:<34} {row['p50']:>9.3f} {row['p99']:>9.3f} {row['n']:>5} {row.get('orders_per_s', ''):>9}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "paper_exchange.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))

@@ -416,21 +416,9 @@ class Store:
             is not None
         )
 
-    def record_plan(
-        self,
-        follower: str,
-        kind: str,
-        seq: int,
-        intents: list[tuple[Intent, str]],
-        skips: Iterable[Skip],
-        now_ms: int,
-    ) -> None:
-        """Stores a plan's intents (with their client order ids) and skips, before anything is sent."""
-        with self.transaction(durable=True) as db:
-            self._insert_plan(db, follower, kind, seq, intents, skips, now_ms)
-
     def record_plans(self, plans: list[tuple[str, str, int, list[tuple[Intent, str]], tuple[Skip, ...], int]]) -> None:
-        """Several followers' plans in one durable commit (group commit: one fsync for a whole fan-out)."""
+        """Plans (intents with their client order ids, and skips) before anything is sent: several followers'
+        in one durable commit (group commit: one fsync for a whole fan-out)."""
         with self.transaction(durable=True) as db:
             for follower, kind, seq, intents, skips, now_ms in plans:
                 self._insert_plan(db, follower, kind, seq, intents, skips, now_ms)

@@ -32,7 +32,7 @@ def test_plan_outcome_and_restart(tmp_path: Path) -> None:
     store = Store(path)
     store.activate_follower("f", D(1000), D(1000), copy_existing=True, now_ms=1)
     intent = Intent(Leg.OPEN, "ETHUSDT", "buy", D("0.2"), False)
-    store.record_plan("f", "c", 1, [(intent, "cb-x-1")], [], 5)
+    store.record_plans([("f", "c", 1, [(intent, "cb-x-1")], (), 5)])
     (row,) = store.unresolved_intents("f")
     assert row.client_order_id == "cb-x-1" and row.status == "pending"
     epoch = store.epoch
