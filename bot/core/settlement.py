@@ -62,7 +62,6 @@ def totals(rows: Sequence[SettlementRow]) -> Totals:
     )
 
 
-def lead_collateral_after(before: Decimal, rows: Sequence[SettlementRow]) -> Decimal:
+def lead_collateral_after(before: Decimal, compensation: Decimal, profit_share: Decimal) -> Decimal:
     """The lead's equity once compensations are paid out and profit shares paid in."""
-    t = totals(rows)
-    return before - t.compensation + t.profit_share
+    return before - compensation + profit_share

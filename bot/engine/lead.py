@@ -161,7 +161,6 @@ class LeadStream:
         self.clock = clock
         self.log = log.bind(account="lead")
         self.reconcile_interval_s = reconcile_interval_s
-        self.events = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = 0.5
@@ -181,7 +180,6 @@ class LeadStream:
                 backoff = 0.5
                 while not stopping.is_set():
                     await self._next_event(client, stopping)
-                    self.events += 1
                     await self.poller.poll_once()
             except (ccxt.BaseError, OSError, VenueError) as exc:
                 if stopping.is_set():

@@ -56,7 +56,6 @@ class FollowerMirror:
         self.log = log.bind(follower=self.name)
         self._sent_fresh: set[int] = set()  # intents planned by this process: never sent before it
         self._equity: tuple[Decimal, int] | None = None
-        self.last_sync_ms = 0
         self.end_request: tuple[str, str] | None = None  # (state, reason): close out and stop, in the worker
         self.journal: PlanJournal | None = None  # shared group commit, set by the runtime
         # each follower refreshes its equity for the stop loss on its own phase, between 1 and 1.5 polls, so
@@ -161,7 +160,6 @@ class FollowerMirror:
                 await self._journal("c", change.seq, plan)
             await self._execute("c", change.seq)
         self.store.advance(self.name, change.seq, unignore=unignore)
-        self.last_sync_ms = self.clock.now_ms()
 
     async def _journal(self, kind: str, seq: int, plan: Plan) -> None:
         epoch = self.store.epoch

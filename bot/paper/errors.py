@@ -174,17 +174,9 @@ def sub_account_unknown() -> BinanceError:
     return BinanceError(-12022, "Sub-account does not exist.")
 
 
-def not_found_path() -> BinanceError:
-    return BinanceError(-5000, "Path not found.", 404)
-
-
 def too_many_requests() -> BinanceError:
     return BinanceError(-1003, "Too many requests; current limit is 2400 requests per minute.", 429)
 
 
 def ip_banned() -> BinanceError:
     return BinanceError(-1003, "Way too many requests; IP banned until 1800000000000.", 418)
-
-
-def service_unavailable() -> BinanceError:
-    return BinanceError(-1001, "Internal error; unable to process your request. Please try again.", 503)

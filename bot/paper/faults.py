@@ -42,7 +42,6 @@ class Fault:
 class Faults:
     def __init__(self) -> None:
         self._pending: list[Fault] = []
-        self.fired = 0
 
     def add(self, fault: Fault) -> None:
         if fault.kind not in ("429", "418", "503", "delay", "drop"):
@@ -63,7 +62,6 @@ class Faults:
                 fault.count -= 1
                 if fault.count <= 0:
                     self._pending.remove(fault)
-                self.fired += 1
                 return fault
         return None
 

@@ -38,10 +38,6 @@ class MarketSpec:
     onboard_ms: int = 1569398400000
 
     @property
-    def quote(self) -> str:
-        return "USDT"
-
-    @property
     def max_leverage(self) -> int:
         return self.brackets[0].initial_leverage
 
@@ -50,9 +46,6 @@ class MarketSpec:
             if notional < bracket.cap:
                 return bracket
         return self.brackets[-1]
-
-    def max_leverage_for(self, notional: Decimal) -> int:
-        return self.bracket_for(notional).initial_leverage
 
 
 def _brackets(tiers: list[tuple[int, str, str]]) -> tuple[Bracket, ...]:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bot.core.settlement import lead_collateral_after
 from bot.store.db import Store
 
 COLUMNS = (
@@ -51,7 +52,11 @@ def report_data(store: Store, cycle: str, start_ms: int, end_ms: int, timezone: 
     totals = {c: f"{sum((Decimal(r[c]) for r in rows), Decimal(0)):f}" for c in MONEY[2:]}
     lead = store.boundary(cycle, "lead")
     before = lead[0] if lead else None
-    after = (before - Decimal(totals["compensation"]) + Decimal(totals["profit_share"])) if before is not None else None
+    after = (
+        lead_collateral_after(before, Decimal(totals["compensation"]), Decimal(totals["profit_share"]))
+        if before is not None
+        else None
+    )
     transfers = [
         {
             "id": t["client_tran_id"],

@@ -20,7 +20,8 @@ def test_example_d() -> None:
     assert (p.pnl, p.compensation, p.profit_share, p.fee_rebate) == (D("-60.00"), D("60.00"), D(0), D("2.24"))
     q = settle(CycleFigures("Q", D("2000.00"), D("2150.00"), D(0), D("4.00"), D(0)), D("0.70"), D("0.70"))
     assert (q.pnl, q.compensation, q.profit_share, q.fee_rebate) == (D("150.00"), D(0), D("105.00"), D("2.80"))
-    assert lead_collateral_after(D(12000), [p, q]) == D("12045.00")
+    t = totals([p, q])
+    assert lead_collateral_after(D(12000), t.compensation, t.profit_share) == D("12045.00")
 
 
 def test_rounding_favours_the_follower_and_flows_are_not_pnl() -> None:
