@@ -8,6 +8,10 @@ import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 EXIT_CONFIG = 2
 
@@ -36,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path) -> object:
+def _load(path: Path) -> Settings:
     """Settings, or exit 2 after listing every problem with its field path."""
     from bot.settings import ConfigError, load_settings
 
@@ -49,10 +53,7 @@ def _load(path: Path) -> object:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def _secrets(settings: object) -> list[str]:
-    from bot.settings import Settings
-
-    assert isinstance(settings, Settings)
+def _secrets(settings: Settings) -> list[str]:
     out = []
     for account in settings.accounts():
         if account.credentials is not None:
@@ -63,19 +64,16 @@ def _secrets(settings: object) -> list[str]:
 def _run(config: Path) -> int:
     from bot import logs
     from bot.engine.runtime import Runtime
-    from bot.settings import Settings
 
     settings = _load(config)
-    assert isinstance(settings, Settings)
     logs.configure(settings.bot.log_format, redactor=logs.SecretRedactor(_secrets(settings)))
     return asyncio.run(Runtime(settings, config_path=config).run())
 
 
 def _check_config(config: Path) -> int:
-    from bot.settings import Settings, summary
+    from bot.settings import summary
 
     settings = _load(config)
-    assert isinstance(settings, Settings)
     print(f"{config}: ok")
     print(summary(settings))
     return 0
@@ -83,10 +81,8 @@ def _check_config(config: Path) -> int:
 
 def _status(config: Path) -> int:
     from bot.reports.status import render_status
-    from bot.settings import Settings
 
     settings = _load(config)
-    assert isinstance(settings, Settings)
     print(render_status(settings))
     return 0
 
@@ -94,10 +90,8 @@ def _status(config: Path) -> int:
 def _settle(config: Path, cycle: str | None) -> int:
     from bot import logs
     from bot.engine.settle_command import settle_command
-    from bot.settings import Settings
 
     settings = _load(config)
-    assert isinstance(settings, Settings)
     logs.configure(settings.bot.log_format, redactor=logs.SecretRedactor(_secrets(settings)))
     return asyncio.run(settle_command(settings, cycle))
 

@@ -28,7 +28,7 @@ EXIT_UNREACHABLE = 1
 EXIT_LEAD_GONE = 3
 
 
-def _lock_state(settings: Settings) -> TextIO | None:
+def lock_state(settings: Settings) -> TextIO | None:
     """An exclusive lock on the state directory: two daemons on one state could send the same intent twice."""
     settings.bot.state_dir.mkdir(parents=True, exist_ok=True)
     handle = (settings.bot.state_dir / "copybot.lock").open("a")
@@ -74,7 +74,7 @@ class Runtime:
         self._reload.set()
 
     async def run(self) -> int:
-        lock = _lock_state(self.settings)
+        lock = lock_state(self.settings)
         if lock is None:
             self.log.error(
                 "state_locked",
@@ -143,7 +143,7 @@ class Runtime:
         stored_lead = store.get_meta("lead_name")
         if lead is None or (stored_lead is not None and stored_lead != lead.name):
             reason = "lead removed from the configuration" if lead is None else f"lead {stored_lead} replaced"
-            await self._end_everything(reason, store, restart_needed=lead is not None)
+            await self._end_everything(reason, store, restart_needed=lead is not None, exit_code=EXIT_OK)
             return self.exit_code
         store.set_meta("lead_name", lead.name)
         poller = LeadPoller(
@@ -228,7 +228,7 @@ class Runtime:
     def _start_worker(self, name: str, store: Store) -> None:
         self._workers[name] = asyncio.create_task(self._worker(self.mirrors[name], store), name=f"follower:{name}")
 
-    async def _end_everything(self, reason: str, store: Store, restart_needed: bool) -> None:
+    async def _end_everything(self, reason: str, store: Store, restart_needed: bool, exit_code: int) -> None:
         """The lead is gone: every follower's positions are closed and copying ends."""
         self.log.error("lead_gone", reason=reason, followers=sorted(self.mirrors))
         for mirror in self.mirrors.values():
@@ -242,7 +242,7 @@ class Runtime:
                 self.log.error("follower_close_failed", follower=mirror.name, error=str(exc))
         if restart_needed:
             store.set_meta("lead_name", self.settings.lead.name if self.settings.lead else "")
-        self.exit_code = EXIT_OK if "removed" in reason or "replaced" in reason else EXIT_LEAD_GONE
+        self.exit_code = exit_code
 
     async def _shutdown(self, workers: list[asyncio.Task[None]], helpers: list[asyncio.Task[None]]) -> None:
         """Stops taking lead changes; lets in-flight orders finish within the grace period."""
@@ -274,9 +274,13 @@ class Runtime:
                     await mirror.close_out(*mirror.end_request, "x")
                     mirror.log.info("follower_ended", reason=mirror.end_request[1])
                     return
-                await mirror.finish_close_outs() if self._closing(store, mirror) else await mirror.resolve_unfinished()
                 row = store.follower(mirror.name)
-                if row is not None and row.state == "active":
+                state = row.state if row is not None else None
+                if state in ("stopped_loss", "ended"):
+                    await mirror.finish_close_outs()
+                else:
+                    await mirror.resolve_unfinished()
+                if state == "active":
                     if self.clock.now_ms() >= next_reconcile:
                         await mirror.reconcile()
                         next_reconcile = self.clock.now_ms() + interval_ms
@@ -285,23 +289,14 @@ class Runtime:
                     # fan-out would compete with the other followers' orders; the next poll refreshes it
                     await mirror.check_stop_loss(cached=copied > 0)
                 backoff = 1.0
-            except Fatal as exc:
-                mirror.log.error("follower_account_failed", error=str(exc))
-                backoff = min(backoff * 2, 30.0)
-                await self._pause(backoff)
-                continue
             except VenueError as exc:
-                mirror.log.error("follower_sync_failed", error=str(exc))
+                event = "follower_account_failed" if isinstance(exc, Fatal) else "follower_sync_failed"
+                mirror.log.error(event, error=str(exc))
                 backoff = min(backoff * 2, 30.0)
                 await self._pause(backoff)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self.settings.bot.poll_interval_s)
-
-    @staticmethod
-    def _closing(store: Store, mirror: FollowerMirror) -> bool:
-        row = store.follower(mirror.name)
-        return row is not None and row.state in ("stopped_loss", "ended")
 
     async def _coordinate(self, store: Store, poller: LeadPoller) -> None:
         """After each lead poll: capacity and eligibility; on SIGHUP: the new configuration; the lead's key."""
@@ -317,7 +312,9 @@ class Runtime:
                     await self._apply_reload(store)
                 if poller.gone_reason is not None:
                     await self._stop_workers()
-                    await self._end_everything(poller.gone_reason, store, restart_needed=False)
+                    await self._end_everything(
+                        poller.gone_reason, store, restart_needed=False, exit_code=EXIT_LEAD_GONE
+                    )
                     self.stop()
                     return
                 for name in await self.lifecycle.review(self._order(), self.mirrors):
@@ -341,6 +338,7 @@ class Runtime:
                 "lead removed from the configuration" if lead is None else "lead replaced in the configuration",
                 store,
                 restart_needed=True,
+                exit_code=EXIT_OK,
             )
             self.stop()
             return

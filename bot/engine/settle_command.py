@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from bot import logs
 from bot.core.cycles import parse_cycle_id
 from bot.engine.clock import SystemClock
-from bot.engine.runtime import _lock_state, state_db
+from bot.engine.runtime import lock_state, state_db
 from bot.engine.settle import Settler
 from bot.reports.settlement import write_reports
 from bot.settings import Settings
@@ -33,7 +33,7 @@ async def settle_command(settings: Settings, cycle_id: str | None) -> int:
         if wanted.end > datetime.now(UTC):
             print(f"bot settle: cycle {wanted.id} is not over until {wanted.end.isoformat()}", file=sys.stderr)
             return EXIT_BAD_CYCLE
-    lock = _lock_state(settings)
+    lock = lock_state(settings)
     store = state_db(settings)
     try:
         if lock is None:
