@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, percentiles  # noqa: E402
+from bench.common import free_port, machine, percentiles, write_results  # noqa: E402
 from bot.core.model import FollowerView, LeadChange, Market  # noqa: E402
 from bot.core.sync import plan_change  # noqa: E402
 from bot.venue.binance_compat import build_binanceusdm  # noqa: E402
@@ -286,13 +285,7 @@ async def main() -> int:
     results["detection_stream_ms"] = await detection("stream", args.changes)
     for n in [int(x) for x in args.followers.split(",")]:
         results[f"fanout_{n}"] = await fanout(n, max(5, args.changes // 4) if n >= 100 else args.changes // 2)
-    machine = {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
-        "system": platform.platform(),
-    }
-    print(f"machine: {machine}")
+    print(f"machine: {machine()}")
     print(f"{'benchmark':<28} {'p50':>10} {'p99':>10} {'n':>4}  notes")
     print(f"{'smart sync decision':<28} {results['core']['us_per_decision']:>9}µs {'':>10} {'':>4}")
     for key in ("detection_poll_ms", "detection_stream_ms"):
@@ -309,10 +302,7 @@ async def main() -> int:
                 f"ratio {row['ratio_p50']}x, start-up {row['startup_s']}s, RSS {row['rss_mb']}MB "
                 f"({row['rss_per_follower_mb']}MB/follower)"
             )
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "copy_path.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
-    print(f"written: {out / 'copy_path.json'}")
+    print(f"written: {write_results('copy_path', results)}")
     return 0
 
 

@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, percentiles  # noqa: E402
+from bench.common import free_port, percentiles, write_results  # noqa: E402
 from bot.venue.binance_compat import build_binanceusdm  # noqa: E402
 
 
@@ -151,19 +150,10 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    machine = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": __import__("os").cpu_count(),
-        "system": platform.system(),
-    }
     print(f"{'benchmark':<34} {'p50 ms':>9} {'p99 ms':>9} {'n':>5} {'orders/s':>9}")
     for name, row in results.items():
         print(f"{name:<34} {row['p50']:>9.3f} {row['p99']:>9.3f} {row['n']:>5} {row.get('orders_per_s', ''):>9}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "paper_exchange.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2))
-    print(f"written: {out / 'paper_exchange.json'}")
+    print(f"written: {write_results('paper_exchange', results)}")
     return 0
 
 

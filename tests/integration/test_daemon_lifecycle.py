@@ -33,9 +33,9 @@ def flows(tmp_path: Path, name: str) -> list[tuple[str, str]]:
         return list(db.execute("SELECT amount, reason FROM flows WHERE follower=? ORDER BY id", (name,)))
 
 
-async def settle(daemon: Daemon, seconds: float = 1.0) -> None:
+async def a_few_polls() -> None:
     """Lets a few polls go by (the daemon polls every 0.2 s in these tests)."""
-    await asyncio.sleep(seconds)
+    await asyncio.sleep(1.0)
 
 
 async def test_stop_loss_at_exactly_the_threshold_closes_everything_and_survives_a_restart(tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ async def test_stop_loss_at_exactly_the_threshold_closes_everything_and_survives
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2"), "BTCUSDT": D("-0.002")}})
         # copy equity = 1000 + 0.2 (P_eth - 3000) - 0.002 (P_btc - 50000); threshold 700
         await paper.set_price("ETHUSDT", "1500.05")  # copy equity 700.01: one cent above
-        await settle(daemon)
+        await a_few_polls()
         assert not daemon.named("follower_stop_loss_triggered")
         assert await positions(paper, "f1") == {"ETHUSDT": D("0.2"), "BTCUSDT": D("-0.002")}
         await paper.set_price("ETHUSDT", "1500.00")  # 700.00 exactly
@@ -63,7 +63,7 @@ async def test_stop_loss_at_exactly_the_threshold_closes_everything_and_survives
         await paper.set_price("ETHUSDT", "3000")
         await lead.create_order(ETH, "market", "buy", 1)
         await restarted.wait_event("lead_position_changed")
-        await settle(restarted)
+        await a_few_polls()
         assert await positions(paper, "f1") == {}
         assert not restarted.named("follower_order_submitted")
         assert await restarted.stop() == 0
@@ -97,7 +97,7 @@ async def test_a_lead_below_10000_activates_no_one(tmp_path: Path) -> None:
         assert ineligible["active"] is True and ineligible["lead_equity"] == "9999.99000000"
         await paper.client("lead").create_order(ETH, "market", "buy", 1)
         await daemon.wait_event("lead_position_changed")
-        await settle(daemon)
+        await a_few_polls()
         assert await positions(paper, "f1") == {} and follower_states(tmp_path) == {"f1": "pending_capacity"}
         await paper.control("POST", "/accounts/lead/deposit", {"amount": "0.01"})  # eligible: f1 activates
         ended = await daemon.wait_event("lead_ineligible", count=2)

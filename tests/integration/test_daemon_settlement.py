@@ -19,7 +19,7 @@ from tests.daemon_harness import (
     wait_positions,
     write_config,
 )
-from tests.paper_harness import Paper, running_paper
+from tests.paper_harness import running_paper
 
 D = Decimal
 CYCLE = 6
@@ -51,10 +51,6 @@ async def settled_after(daemon: Daemon, moment: float) -> dict[str, Any]:
     raise AssertionError(f"no settlement after {moment}: {daemon.named('settlement_completed')}")
 
 
-async def wallet(paper: Paper, name: str) -> Decimal:
-    return await paper.wallet(name)
-
-
 async def test_a_losing_and_a_winning_follower_with_transfers_on_the_exchange(tmp_path: Path) -> None:
     async with running_paper(paper_accounts("10000", {"win": "1000", "lose": "2000"})) as paper:
         followers = {
@@ -84,9 +80,9 @@ async def test_a_losing_and_a_winning_follower_with_transfers_on_the_exchange(tm
         assert D(data["lead"]["collateral_after"]) == before - 20 + 42
         assert {t["status"] for t in data["transfers"]} == {"done"}
         # the exchange's balances moved by exactly the transfers (no fees in this test; positions still open)
-        assert await wallet(paper, "win") == D(1000) - D(42)
-        assert await wallet(paper, "lose") == D(2000) + D(20)
-        assert await wallet(paper, "lead") == D(10000) + D(42) - D(20)
+        assert await paper.wallet("win") == D(1000) - D(42)
+        assert await paper.wallet("lose") == D(2000) + D(20)
+        assert await paper.wallet("lead") == D(10000) + D(42) - D(20)
         markdown = (tmp_path / "state" / "reports" / event["cycle"] / "settlement.md").read_text()
         assert "| win | 1000.00 | 1060.00 |" in markdown and "| lose | 2000.00 | 1980.00 |" in markdown
         csv_text = (tmp_path / "state" / "reports" / event["cycle"] / "settlement.csv").read_text()
@@ -138,7 +134,7 @@ async def test_a_restart_between_recording_and_transfer_moves_money_once(tmp_pat
         assert done["amount"] == "20.00"
         history = await paper.client("master").sapiGetSubAccountUniversalTransfer({"clientTranId": done["transfer_id"]})
         assert history["totalCount"] == 1  # executed once, found by its id instead of being sent again
-        assert await wallet(paper, "f1") == D(1020) and await wallet(paper, "lead") == D(9980)
+        assert await paper.wallet("f1") == D(1020) and await paper.wallet("lead") == D(9980)
         assert await restarted.stop() == 0
 
 
