@@ -10,6 +10,7 @@ import contextlib
 import random
 import shutil
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot import logs
+from bot.core.cycles import short_cycle_of
 from bot.engine.runtime import Runtime, state_db
 from bot.paper.server import PaperConfig, PaperExchange
 from bot.reports.status import follower_rows, lead_line, table
@@ -181,6 +183,16 @@ async def move_price(exchange: PaperExchange, lead: Any, say: Any, pct: Decimal,
     )
 
 
+async def settled(runtime: Runtime, cycle_id: str, timeout_s: float) -> None:
+    """Waits (bounded) until the daemon has settled `cycle_id`: a fixed pause is too short on a busy machine."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        settler = getattr(runtime, "settler", None)
+        if settler is not None and cycle_id in settler.store.settled_cycles():
+            return
+        await asyncio.sleep(0.2)
+
+
 async def until_next_cycle(cycle_seconds: int, extra: float) -> None:
     await asyncio.sleep(cycle_seconds - time.time() % cycle_seconds + extra)
 
@@ -217,7 +229,7 @@ async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
             await move_price(exchange, lead, say, Decimal(-12), "price shock")  # everyone loses; bob's stop hits
             await until_next_cycle(cycle_seconds, 0.5)
             await move_price(exchange, lead, say, Decimal(10), "rebound")  # a winning cycle: profit is shared
-            await until_next_cycle(cycle_seconds, 2.0)  # that cycle ends and is settled
+            await settled(runtime, short_cycle_of(datetime.now(UTC), cycle_seconds).id, 4 * cycle_seconds)
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         finally:
             stop.set()
