@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     settle_cmd = commands.add_parser("settle", help="settle due cycles (idempotent) and write their reports")
     settle_cmd.add_argument("--config", type=Path, required=True)
     settle_cmd.add_argument("--cycle", help="a cycle id such as 2026-W47: settle up to it, or rewrite its reports")
+    settle_cmd.add_argument(
+        "--retry", action="store_true", help="try failed transfers again (after fixing what made them fail)"
+    )
     demo = commands.add_parser("demo", help="paper exchange, scripted lead and three followers, no keys needed")
     demo.add_argument("--seconds", type=float, default=60.0)
     demo.add_argument("--state-dir", type=Path, default=Path("var/demo"))
@@ -53,21 +56,14 @@ def _load(path: Path) -> Settings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def _secrets(settings: Settings) -> list[str]:
-    out = []
-    for account in settings.accounts():
-        if account.credentials is not None:
-            out += [account.credentials.api_key.get_secret_value(), account.credentials.api_secret.get_secret_value()]
-    return out
-
-
 def _run(config: Path) -> int:
     from bot import logs
-    from bot.engine.runtime import Runtime
+    from bot.engine.runtime import Runtime, account_secrets
 
     settings = _load(config)
-    logs.configure(settings.bot.log_format, redactor=logs.SecretRedactor(_secrets(settings)))
-    return asyncio.run(Runtime(settings, config_path=config).run())
+    redactor = logs.SecretRedactor(account_secrets(settings))
+    logs.configure(settings.bot.log_format, redactor=redactor)
+    return asyncio.run(Runtime(settings, config_path=config, redactor=redactor).run())
 
 
 def _check_config(config: Path) -> int:
@@ -87,13 +83,14 @@ def _status(config: Path) -> int:
     return 0
 
 
-def _settle(config: Path, cycle: str | None) -> int:
+def _settle(config: Path, cycle: str | None, retry: bool) -> int:
     from bot import logs
+    from bot.engine.runtime import account_secrets
     from bot.engine.settle_command import settle_command
 
     settings = _load(config)
-    logs.configure(settings.bot.log_format, redactor=logs.SecretRedactor(_secrets(settings)))
-    return asyncio.run(settle_command(settings, cycle))
+    logs.configure(settings.bot.log_format, redactor=logs.SecretRedactor(account_secrets(settings)))
+    return asyncio.run(settle_command(settings, cycle, retry))
 
 
 def _paper_exchange(args: argparse.Namespace) -> int:
@@ -124,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         return _status(args.config)
     if args.command == "settle":
-        return _settle(args.config, args.cycle)
+        return _settle(args.config, args.cycle, args.retry)
     if args.command == "demo":
         return _demo(args)
     if args.command == "paper-exchange":

@@ -58,8 +58,10 @@ def completed_cycles(since: datetime, now: datetime, zone: ZoneInfo, cycle_secon
 def parse_cycle_id(cycle_id: str, zone: ZoneInfo, cycle_seconds: int | None = None) -> Cycle:
     """The cycle a report names (`2026-W47`); raises ValueError for anything else."""
     if cycle_id.startswith("S"):
-        seconds, index = cycle_id[1:].split("-")
-        return short_cycle_of(datetime.fromtimestamp(int(index) * int(seconds), UTC), int(seconds))
+        seconds, index = (int(part) for part in cycle_id[1:].split("-"))
+        if seconds <= 0 or index < 0:
+            raise ValueError(f"{cycle_id!r}: a short cycle has a positive length and a non-negative index")
+        return short_cycle_of(datetime.fromtimestamp(index * seconds, UTC), seconds)
     year, week = cycle_id.split("-W")
     monday = datetime.fromisocalendar(int(year), int(week), 1).date()
     return week_of(datetime.combine(monday, time(12), tzinfo=zone), zone)

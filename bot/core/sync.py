@@ -46,6 +46,8 @@ def _open(
     """Opens `delta` (signed, base units) on top of `position`, under the slippage guard and leverage cap."""
     symbol = market.symbol
     side = _side(delta)
+    if follower.copy_equity <= 0:  # nothing to size on (and a negative ratio would invert the copy)
+        return Plan(skips=(Skip("sync_skipped_no_equity", symbol, {"copy_equity": str(follower.copy_equity)}),))
     if slippage_exceeded(side, lead_price, price, follower.max_slippage_pct):
         detail = {
             "side": side,
@@ -175,3 +177,10 @@ def plan_correction(symbol: str, expected: Decimal, actual: Decimal, market: Mar
 def _correction_open(symbol: str, delta: Decimal, market: Market) -> tuple[Intent, ...]:
     qty = abs(market.truncate(delta))
     return (Intent(Leg.OPEN, symbol, _side(delta), qty, reduce_only=False),) if qty else ()
+
+
+def reconcile_target(expected: Decimal, lead_holds: bool, caught_up: bool) -> Decimal:
+    """What a follower should hold in a symbol at reconciliation (SPEC 5): what its own fills add up to,
+    except where the lead is flat and the follower has copied every lead change: nothing. (Before it has
+    caught up, a change still in its queue must not be mistaken for a stray position.)"""
+    return ZERO if not lead_holds and caught_up else expected

@@ -6,19 +6,33 @@ Each caller still waits until its own plan is durable before it sends anything.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from bot.core.model import Intent, Skip
-from bot.store.db import Store
+from bot.store.db import PlanTuple, Store
 
-Plan = tuple[str, str, int, list[tuple[Intent, str]], tuple[Skip, ...], int]
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    """One follower's plan as it is journaled: its intents with their client order ids, and its skips."""
+
+    follower: str
+    kind: str
+    seq: int
+    intents: list[tuple[Intent, str]]
+    skips: tuple[Skip, ...]
+    planned_ms: int
+
+    def as_tuple(self) -> PlanTuple:
+        return (self.follower, self.kind, self.seq, self.intents, self.skips, self.planned_ms)
 
 
 class PlanJournal:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._pending: list[tuple[Plan, asyncio.Future[None]]] = []
+        self._pending: list[tuple[PlanRecord, asyncio.Future[None]]] = []
 
-    async def record(self, plan: Plan) -> None:
+    async def record(self, plan: PlanRecord) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
@@ -28,7 +42,7 @@ class PlanJournal:
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         try:
-            self.store.record_plans([plan for plan, _ in batch])
+            self.store.record_plans([plan.as_tuple() for plan, _ in batch])
         except Exception as exc:
             for _, future in batch:
                 if not future.done():

@@ -16,6 +16,7 @@ from bot.core.model import ZERO
 from bot.core.risk import Protection, admissions, capacity, lead_eligible, utilization
 from bot.engine.clock import Clock
 from bot.engine.mirror import FollowerMirror
+from bot.engine.orders import RELEASE
 from bot.settings import FollowerSettings, ProtectionSettings
 from bot.store.db import Store
 
@@ -57,6 +58,8 @@ class Lifecycle:
                 if row.config_hash != digest:
                     self.log.info("follower_reconfigured", follower=follower.name, previous_state=row.state)
                     self.store.register_waiting(follower.name, follower.investment, digest, now)
+            elif row.state == "closing":
+                continue  # its close-out finishes first; a changed configuration applies at the next reload
             elif row.state == "active":
                 if follower.investment < row.investment:
                     self._decrease(mirrors[follower.name], row.investment, follower.investment)
@@ -67,7 +70,7 @@ class Lifecycle:
         """Positions are reduced by the same fraction as the investment, to release its funds (journaled)."""
         seq = self.clock.now_ms()
         intents = mirror.plan_release(Fraction(old - new) / Fraction(old), seq)
-        flow = self.store.change_investment(mirror.name, new, "i", seq, intents, self.clock.now_ms())
+        flow = self.store.change_investment(mirror.name, new, RELEASE, seq, intents, self.clock.now_ms())
         self.log.info(
             "follower_investment_changed",
             follower=mirror.name,
@@ -84,7 +87,7 @@ class Lifecycle:
             return []
         lead_equity = known[0]
         rows = {r.name: r for r in self.store.followers()}
-        aum = sum((r.investment for r in rows.values() if r.state == "active"), ZERO)
+        aum = sum((r.investment for r in rows.values() if r.state in ("active", "closing")), ZERO)
         self._episodes(lead_equity, aum)
         candidates: list[tuple[str, Decimal, str]] = []
         for name in order:
@@ -129,7 +132,7 @@ class Lifecycle:
             )
             self.store.set_pending_increase(name, ZERO)
             return
-        flow = self.store.change_investment(name, old + amount, "i", self.clock.now_ms(), [], self.clock.now_ms())
+        flow = self.store.change_investment(name, old + amount, RELEASE, self.clock.now_ms(), [], self.clock.now_ms())
         self.log.info(
             "follower_investment_changed", follower=name, investment=old + amount, flow=flow, releasing_orders=0
         )

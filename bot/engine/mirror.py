@@ -1,4 +1,6 @@
-"""One follower's mirror: plan each lead change, journal it, send it once, record what happened (SPEC 3-5)."""
+"""One follower's mirror: activation, copy equity, and each lead change planned and copied (SPEC 3), with the
+stop loss checked before anything is planned (SPEC 6). Sending is `orders`, reconciliation `reconcile`,
+close-outs `closeout`."""
 
 from __future__ import annotations
 
@@ -9,19 +11,18 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from bot.core.ids import client_order_id, follower_tag
-from bot.core.model import ZERO, FollowerView, Intent, Leg, Market, Plan
+from bot.core.ids import client_order_id, phase
+from bot.core.model import ZERO, FollowerView, Intent, Leg, Market
 from bot.core.risk import stop_loss_hit, stop_loss_threshold
-from bot.core.sync import plan_bootstrap, plan_change, plan_correction
+from bot.core.sync import plan_bootstrap, plan_change
 from bot.engine.clock import Clock
-from bot.engine.journal import PlanJournal
+from bot.engine.closeout import CloseOut
+from bot.engine.orders import BOOTSTRAP, COPY, RELEASE, OrderConfig, OrderSender
 from bot.engine.prices import MarkPrices
+from bot.engine.reconcile import Reconciler
 from bot.settings import FollowerSettings
-from bot.store.db import IntentRow, Store, StoredChange
-from bot.venue.ccxt_venue import AccountVenue, OrderResult
-from bot.venue.errors import Rejected, Temporary, UnknownOutcome
-
-LOOKUP_ATTEMPTS = 8
+from bot.store.db import Store, StoredChange
+from bot.venue.ccxt_venue import AccountVenue
 
 
 @dataclass(slots=True)
@@ -54,14 +55,19 @@ class FollowerMirror:
         self.clock = clock
         self.config = config
         self.log = log.bind(follower=self.name)
-        self._sent_fresh: set[int] = set()  # intents planned by this process: never sent before it
+        self.orders = OrderSender(self.name, venue, store, clock, OrderConfig(config.max_leverage), self.log)
+        self.reconciler = Reconciler(self.orders, markets)
+        self.closeout = CloseOut(self.orders, markets)
         self._equity: tuple[Decimal, int] | None = None
         self.end_request: tuple[str, str] | None = None  # (state, reason): close out and stop, in the worker
-        self.journal: PlanJournal | None = None  # shared group commit, set by the runtime
         # each follower refreshes its equity for the stop loss on its own phase, between 1 and 1.5 polls, so
         # that hundreds of balance requests never line up with (and slow) a fan-out
-        spread = int(follower_tag(self.name), 16) / 0xFFFF / 2
-        self._stop_loss_age_ms = int(config.stop_loss_max_age_ms * (1 + spread))
+        self._stop_loss_age_ms = int(config.stop_loss_max_age_ms * (1 + phase(self.name) / 2))
+
+    def set_max_leverage(self, max_leverage: Decimal) -> None:
+        """A reloaded `protection.max_leverage`: the cap of every later open, and the leverage set before it."""
+        self.config.max_leverage = max_leverage
+        self.orders.config.max_leverage = max_leverage
 
     # -- activation -------------------------------------------------------------------------------
 
@@ -80,6 +86,8 @@ class FollowerMirror:
         row = self.store.activate_follower(
             self.name, self.settings.investment, equity, self.settings.copy_existing, self.clock.now_ms(), config_hash
         )
+        if self.settings.email:
+            self.store.set_email(self.name, self.settings.email)
         self._equity = None
         self.log.info(
             "follower_activated",
@@ -88,6 +96,7 @@ class FollowerMirror:
             account_equity=equity,
             copy_existing=self.settings.copy_existing,
             from_lead_change=row.last_seq,
+            episode=row.episode,
             waiting_for_flat=sorted(self.store.ignored(self.name)),
         )
         return True
@@ -117,24 +126,33 @@ class FollowerMirror:
 
     # -- the main step ----------------------------------------------------------------------------
 
+    async def resolve_unfinished(self) -> None:
+        await self.orders.resolve_unfinished()
+
+    async def reconcile(self) -> int:
+        return await self.reconciler.reconcile()
+
     async def catch_up(self, stopping: asyncio.Event) -> int:
-        """Resolves unfinished intents, copies existing positions once, then every lead change not yet copied."""
-        await self.resolve_unfinished()
+        """Resolves unfinished intents, copies existing positions once, then every lead change not yet copied.
+        The stop loss is checked before each plan, with the equity the plan would be sized on: a follower at
+        its threshold is closed, never copied to."""
+        await self.orders.resolve_unfinished()
         row = self.store.follower(self.name)
         assert row is not None
         if not row.bootstrapped:
-            await self._bootstrap()
+            if await self.check_stop_loss(cached=True):
+                return 0
+            await self._bootstrap(row.episode)
         copied = 0
         for stored in self.store.changes_after(row.last_seq):
-            if stopping.is_set():
+            if stopping.is_set() or await self.check_stop_loss(cached=True):
                 break
             await self.copy(stored)
             copied += 1
         return copied
 
-    async def _bootstrap(self) -> None:
-        kind, seq = "b", 0
-        if self.settings.copy_existing and not self.store.has_plan(self.name, kind, seq):
+    async def _bootstrap(self, episode: int) -> None:
+        if self.settings.copy_existing and not self.store.has_plan(self.name, BOOTSTRAP, episode):
             lead = {s: q for s, q in self.store.bootstrap_positions(self.name).items() if self._wanted(s)}
             if lead:
                 equity = self.store.equity("lead")
@@ -142,8 +160,8 @@ class FollowerMirror:
                 plan = plan_bootstrap(
                     lead, lead_equity, self._view(await self.copy_equity()), self.markets, await self.prices.get()
                 )
-                await self._journal(kind, seq, plan)
-        await self._execute(kind, seq)
+                await self.orders.journal_plan(BOOTSTRAP, episode, plan)
+        await self.orders.execute(BOOTSTRAP, episode)
         self.store.mark_bootstrapped(self.name)
 
     async def copy(self, stored: StoredChange) -> None:
@@ -153,187 +171,19 @@ class FollowerMirror:
         if symbol in self.store.ignored(self.name):
             unignore = symbol if change.now == 0 else None  # copying resumes once the lead is flat there
         elif self._wanted(symbol):
-            if not self.store.has_plan(self.name, "c", change.seq):
+            if not self.store.has_plan(self.name, COPY, change.seq):
                 marks = await self.prices.get()
                 view = self._view(await self.copy_equity())
                 plan = plan_change(change, stored.lead_equity, view, self.markets[symbol], marks)
-                await self._journal("c", change.seq, plan)
-            await self._execute("c", change.seq)
+                await self.orders.journal_plan(COPY, change.seq, plan)
+            await self.orders.execute(COPY, change.seq)
         self.store.advance(self.name, change.seq, unignore=unignore)
 
-    async def _journal(self, kind: str, seq: int, plan: Plan) -> None:
-        epoch = self.store.epoch
-        intents = [(i, client_order_id(epoch, self.name, kind, seq, idx)) for idx, i in enumerate(plan.intents)]
-        record = (self.name, kind, seq, intents, tuple(plan.skips), self.clock.now_ms())
-        if self.journal is not None:
-            await self.journal.record(record)
-        else:
-            self.store.record_plans([record])
-        self._sent_fresh.update(r.id for r in self.store.intents_of(self.name, kind, seq))
-        for skip in plan.skips:
-            self.log.info(skip.event, symbol=skip.symbol, lead_change=seq, kind=kind, **skip.detail)
-        for clip in plan.clipped:
-            self.log.info("sync_clipped_by_leverage", lead_change=seq, **clip)
-
-    async def _execute(self, kind: str, seq: int) -> None:
-        for row in self.store.intents_of(self.name, kind, seq):
-            if row.status in ("pending", "unknown"):
-                await self._settle(row)
-
-    # -- sending exactly once ---------------------------------------------------------------------
-
-    async def resolve_unfinished(self) -> None:
-        for row in self.store.unresolved_intents(self.name):
-            await self._settle(row)
-
-    async def _settle(self, row: IntentRow) -> None:
-        """Drives one intent to a final state. An intent that may have reached the exchange is looked up by
-        its client order id first, and sent again (same id) only once the exchange confirms it does not exist."""
-        fresh = row.id in self._sent_fresh and row.status == "pending"
-        self._sent_fresh.discard(row.id)
-        if not fresh:
-            found = await self._lookup(row)
-            if found is not None:
-                self._record(row, found)
-                return
-        for _ in range(LOOKUP_ATTEMPTS):
-            try:
-                result = await self._send(row)
-            except UnknownOutcome as exc:
-                self.store.mark_unknown(row.id, str(exc), self.clock.now_ms())
-                self.log.warning(
-                    "order_outcome_unknown",
-                    symbol=row.intent.symbol,
-                    client_order_id=row.client_order_id,
-                    error=str(exc),
-                )
-                await asyncio.sleep(0.5)
-                found = await self._lookup(row)
-                if found is not None:
-                    self._record(row, found)
-                    return
-                continue
-            except Rejected as exc:
-                self.store.mark_rejected(row.id, str(exc), self.clock.now_ms())
-                self.log.error(
-                    "follower_order_rejected",
-                    symbol=row.intent.symbol,
-                    side=row.intent.side,
-                    qty=row.intent.qty,
-                    client_order_id=row.client_order_id,
-                    error=str(exc),
-                )
-                return
-            self._record(row, result)
-            return
-        raise Temporary(f"{self.name}: order {row.client_order_id} still unresolved")
-
-    async def _lookup(self, row: IntentRow) -> OrderResult | None:
-        return await self.venue.lookup(row.intent.symbol, row.client_order_id)
-
-    async def _send(self, row: IntentRow) -> OrderResult:
-        intent = row.intent
-        if intent.leg is Leg.OPEN:
-            await self._ensure_leverage(intent.symbol)
-        self.log.info(
-            "follower_order_submitted",
-            symbol=intent.symbol,
-            side=intent.side,
-            qty=intent.qty,
-            reduce_only=intent.reduce_only,
-            leg=intent.leg.value,
-            lead_change=row.seq,
-            kind=row.kind,
-            client_order_id=row.client_order_id,
-        )
-        return await self.venue.place(intent.symbol, intent.side, intent.qty, intent.reduce_only, row.client_order_id)
-
-    async def _ensure_leverage(self, symbol: str) -> None:
-        if self.store.leverage_set(self.name, symbol) != self.config.max_leverage:
-            await self.venue.set_leverage(symbol, self.config.max_leverage)
-            self.store.record_leverage(self.name, symbol, self.config.max_leverage)
-
-    def _record(self, row: IntentRow, result: OrderResult) -> None:
-        status = "filled" if result.filled == row.intent.qty else ("partial" if result.filled else "expired")
-        self.store.record_outcome(
-            row,
-            status,
-            result.order_id,
-            result.filled,
-            result.average,
-            self.clock.now_ms(),
-            # copies, the bootstrap and investment decreases move the expected position; corrections
-            # and close-outs set it explicitly once done
-            update_position=row.kind in ("c", "b", "i"),
-        )
-        self.log.info(
-            "follower_order_filled",
-            symbol=row.intent.symbol,
-            side=row.intent.side,
-            qty=result.filled,
-            price=result.average,
-            status=status,
-            order_id=result.order_id,
-            client_order_id=row.client_order_id,
-            lead_change=row.seq,
-            kind=row.kind,
-        )
-
-    # -- reconciliation ---------------------------------------------------------------------------
-
-    async def reconcile(self) -> int:
-        """SPEC section 5: the exchange against what our own fills add up to. Returns corrections made."""
-        await self.resolve_unfinished()
-        actual = {s: q for s, (q, _) in (await self.venue.positions()).items()}
-        expected = self.store.follower_positions(self.name)
-        lead = self.store.lead_positions()
-        row = self.store.follower(self.name)
-        caught_up = row is not None and row.last_seq >= self.store.last_seq()
-        corrections = 0
-        ours = f"cb-{self.store.epoch}-"
-        for symbol, order_id, cid in await self.venue.open_orders():
-            if not cid.startswith(ours):
-                self.log.warning(
-                    "manual_intervention_detected", symbol=symbol, kind="foreign_open_order", order_id=order_id
-                )
-                await self.venue.cancel(symbol, order_id)
-                corrections += 1
-        seq = self.clock.now_ms()
-        for symbol in sorted(set(actual) | set(expected)):
-            if symbol not in self.markets:
-                continue
-            # a position where the lead is flat is closed, once this follower has copied every lead change
-            lead_flat = symbol not in lead and caught_up
-            target = ZERO if lead_flat else expected.get(symbol, ZERO)
-            have = actual.get(symbol, ZERO)
-            if have == target and target == expected.get(symbol, ZERO):
-                continue
-            intents = plan_correction(symbol, target, have, self.markets[symbol]) if have != target else ()
-            if have != target:
-                self.log.warning(
-                    "manual_intervention_detected", symbol=symbol, kind="position", expected=target, actual=have
-                )
-            await self._correct(symbol, seq, intents)
-            self.store.set_follower_position(self.name, symbol, target)
-            corrections += 1
-            seq += 1
-        self.log.info(
-            "reconcile_completed",
-            corrections=corrections,
-            positions={s: str(q) for s, q in self.store.follower_positions(self.name).items()},
-        )
-        return corrections
-
-    async def _correct(self, symbol: str, seq: int, intents: tuple[Intent, ...]) -> None:
-        if not intents:
-            return
-        await self._journal("r", seq, Plan(intents=intents))
-        await self._execute("r", seq)
-
-    # -- lifecycle: stop loss and close-outs ------------------------------------------------------
+    # -- lifecycle: stop loss and investment decreases --------------------------------------------
 
     async def check_stop_loss(self, cached: bool = False) -> bool:
-        """SPEC section 6: at copy equity ≤ investment × (1 − pct/100), close everything and stop copying."""
+        """SPEC section 6: at copy equity ≤ investment × (1 − pct/100), stop copying and close everything
+        (the close-out itself is the worker's next step). True when it triggered."""
         row = self.store.follower(self.name)
         if row is None or row.state != "active":
             return False
@@ -350,31 +200,8 @@ class FollowerMirror:
             threshold=stop_loss_threshold(row.investment, pct),
             copy_pnl=copy_equity - row.investment,
         )
-        await self.close_out("stopped_loss", "total stop loss", "s")
+        self.closeout.begin("stopped_loss", "total stop loss")
         return True
-
-    async def close_out(self, state: str, reason: str, kind: str) -> None:
-        """Flattens the account (reduce-only market orders), cancels its open orders and leaves it in `state`."""
-        actual = {s: q for s, (q, _) in (await self.venue.positions()).items() if s in self.markets}
-        seq = self.clock.now_ms()
-        epoch = self.store.epoch
-        closes = [
-            (
-                Intent(Leg.CLOSE, s, "sell" if q > 0 else "buy", abs(q), reduce_only=True),
-                client_order_id(epoch, self.name, kind, seq, idx),
-            )
-            for idx, (s, q) in enumerate(sorted(actual.items()))
-        ]
-        self.store.close_out(self.name, state, reason, kind, seq, closes, self.clock.now_ms())
-        await self.finish_close_outs()
-        for symbol, order_id, _ in await self.venue.open_orders():
-            await self.venue.cancel(symbol, order_id)
-
-    async def finish_close_outs(self) -> None:
-        """Completes journaled closing orders; once none is left, the expected positions are flat."""
-        await self.resolve_unfinished()
-        for symbol in self.store.follower_positions(self.name):
-            self.store.set_follower_position(self.name, symbol, ZERO)
 
     def plan_release(self, fraction: Fraction, seq: int) -> list[tuple[Intent, str]]:
         """An investment decrease: every position reduced by the same fraction (reduce-only, truncated)."""
@@ -383,4 +210,5 @@ class FollowerMirror:
             cut = self.markets[symbol].truncate(Fraction(abs(qty)) * fraction) if symbol in self.markets else ZERO
             if cut:
                 intents.append(Intent(Leg.REDUCE, symbol, "sell" if qty > 0 else "buy", cut, reduce_only=True))
-        return [(i, client_order_id(self.store.epoch, self.name, "i", seq, idx)) for idx, i in enumerate(intents)]
+        number = self.orders.number
+        return [(i, client_order_id(self.store.epoch, number, RELEASE, seq, idx)) for idx, i in enumerate(intents)]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import signal
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,7 +26,13 @@ from bot.venue.http import SharedHttp
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
+EXIT_CONFIG = 2
 EXIT_LEAD_GONE = 3
+EXIT_TASK_FAILED = 4  # a task died of an unexpected error: crash-only, a supervisor restarts the daemon
+
+# settings a running daemon cannot take on SIGHUP (its clients, state and loops are built from them)
+RESTART_ONLY = ("bot", "settlement", "treasury")
+ACCOUNT_FIELDS = ("exchange", "environment", "api_url", "api_key_env", "api_secret_env", "credentials")
 
 
 def lock_state(settings: Settings) -> TextIO | None:
@@ -51,8 +58,10 @@ class Runtime:
         clock: Clock | None = None,
         install_signals: bool = True,
         config_path: Path | None = None,
+        redactor: logs.SecretRedactor | None = None,
     ) -> None:
         self.settings = settings
+        self.redactor = redactor
         self.clock = clock or SystemClock()
         self.install_signals = install_signals
         self.config_path = config_path
@@ -64,6 +73,24 @@ class Runtime:
         self._polled = asyncio.Event()
         self._reload = asyncio.Event()
         self.mirrors: dict[str, FollowerMirror] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Every task of the daemon: one that dies of an error logs it with its traceback and stops the daemon
+        with EXIT_TASK_FAILED (crash-only: the state is always safe to start from), never silently."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.log.error("task_failed", task=task.get_name(), error=f"{type(exc).__name__}: {exc}"[:500], exc_info=exc)
+        self.exit_code = EXIT_TASK_FAILED
+        self.stop()
 
     def stop(self) -> None:
         if not self.stopping.is_set():
@@ -98,22 +125,24 @@ class Runtime:
         self.venues[account.name] = venue
         return venue
 
-    async def _startup(self, store: Store) -> dict[str, Any] | None:
-        """Loads markets once, then makes sure every account answers; None if any does not."""
+    async def _startup(self, store: Store, skip: str | None = None) -> dict[str, Any] | None:
+        """Loads markets once, then makes sure every account answers (but `skip`: a lead whose key failed for
+        good, whose followers only have their close-outs left); None if any does not."""
         for account in self.settings.accounts():
             self._venue(account)
         if self.settings.treasury is not None:
             self._venue(self.settings.treasury)
-        first = next(iter(self.venues.values()))
+        usable = [v for n, v in self.venues.items() if n != skip]
+        first = usable[0]
         self.market_source = first
         markets: dict[str, Any] | None = None
         failed = False
-        for name, venue in self.venues.items():
+        for venue in usable:
             try:
                 markets = await venue.load_markets(first if venue is not first else None)
                 await venue.equity()
             except VenueError as exc:
-                self.log.error("startup_account_unreachable", account=name, error=str(exc))
+                self.log.error("startup_account_unreachable", account=venue.name, error=str(exc))
                 failed = True
         return None if failed else markets
 
@@ -126,24 +155,38 @@ class Runtime:
         if not self.settings.accounts():
             self.log.error("startup_failed", reason="no accounts configured")
             return EXIT_UNREACHABLE
-        markets = await self._startup(store)
+        lead = self.settings.lead
+        gone = store.get_meta("lead_gone")  # the lead's key failed for good: only close-outs are left to finish
+        lead_gone = gone is not None and lead is not None and store.get_meta("lead_name") == lead.name
+        markets = await self._startup(store, skip=lead.name if lead_gone and lead is not None else None)
         if markets is None:
             self.log.error("startup_failed", reason="an account is unreachable; refusing to trade on a partial picture")
             return EXIT_UNREACHABLE
         self.rules = market_rules(markets)
         self.markets = markets
-        prices_from = self.venues[self.settings.lead.name if self.settings.lead else self.settings.followers[0].name]
+        problems = unknown_symbols(self.settings, self.rules)
+        if problems:
+            self.log.error("startup_failed", reason="configuration error", problems=problems)
+            return EXIT_CONFIG
+        prices_from = self.venues[lead.name if lead and not lead_gone else self.settings.followers[0].name]
         self.prices = MarkPrices(prices_from, self.clock)
         self.journal = PlanJournal(store)
         self.lifecycle = Lifecycle(store, protection_of(self.settings.protection), self.clock, self.log)
         for follower in self.settings.followers:
             self._add_mirror(follower, store)
         self._forget_removed(store)
-        lead = self.settings.lead
+        self.settler = Settler(self.settings, store, self.venues, self.clock, self.log)
         stored_lead = store.get_meta("lead_name")
-        if lead is None or (stored_lead is not None and stored_lead != lead.name):
-            reason = "lead removed from the configuration" if lead is None else f"lead {stored_lead} replaced"
-            await self._end_everything(reason, store, restart_needed=lead is not None, exit_code=EXIT_OK)
+        if lead is None or (stored_lead is not None and stored_lead != lead.name) or lead_gone:
+            if lead is None:
+                reason = "lead removed from the configuration"
+            elif lead_gone:
+                reason = gone or "the lead's key failed"
+            else:
+                reason = f"lead {stored_lead} replaced"
+            code = EXIT_LEAD_GONE if lead_gone else EXIT_OK
+            await self._end_everything(reason, store, replaced_by=lead.name if lead and not lead_gone else None)
+            self.exit_code = code if self.exit_code == EXIT_OK else self.exit_code
             return self.exit_code
         store.set_meta("lead_name", lead.name)
         poller = LeadPoller(
@@ -158,6 +201,9 @@ class Runtime:
             auth_grace_s=self.settings.bot.lead_auth_grace_s,
         )
         await poller.baseline()
+        # boundaries that passed while the daemon was down are snapshotted before any configuration change
+        # (an investment changed at this start must not count as the past cycle's PnL) and before any transfer
+        await self.settler.snapshot_due()
         self.lifecycle.configure(self.settings.followers, self.mirrors, lead.name)
         await self.lifecycle.review(self._order(), self.mirrors)
         self.log.info(
@@ -168,22 +214,19 @@ class Runtime:
         )
         for name in self.mirrors:
             self._start_worker(name, store)
-        self.settler = Settler(self.settings, store, self.venues, self.clock, self.log)
-        helpers = [
-            asyncio.create_task(self._settle_loop(), name="settlement"),
-            asyncio.create_task(poller.run(self.stopping), name="lead"),
-            *self._stream(lead, poller),
-            asyncio.create_task(self._heartbeat(store, poller), name="heartbeat"),
-            asyncio.create_task(self._coordinate(store, poller), name="lifecycle"),
-        ]
+        self._spawn(self._settle_loop(), "settlement")
+        self._spawn(poller.run(self.stopping), "lead")
+        self._stream(lead, poller)
+        self._spawn(self._heartbeat(store, poller), "heartbeat")
+        self._spawn(self._coordinate(store, poller), "lifecycle")
         await self.stopping.wait()
-        await self._shutdown(list(self._workers.values()), helpers)
+        await self._shutdown()
         self.log.info("daemon_stopped", last_lead_change=store.last_seq(), exit_code=self.exit_code)
         return self.exit_code
 
-    def _stream(self, lead: Any, poller: LeadPoller) -> list[asyncio.Task[None]]:
+    def _stream(self, lead: Any, poller: LeadPoller) -> None:
         if self.settings.bot.lead_source != "stream":
-            return []
+            return
         timeout = self.settings.bot.request_timeout_ms
         stream = LeadStream(
             lambda: build_client(lead, timeout, stream=True),
@@ -193,7 +236,7 @@ class Runtime:
             self.log,
             self.settings.bot.reconcile_interval_s,
         )
-        return [asyncio.create_task(stream.run(self.stopping), name="lead-stream")]
+        self._spawn(stream.run(self.stopping), "lead-stream")
 
     def _order(self) -> list[str]:
         return [f.name for f in self.settings.followers]
@@ -208,52 +251,71 @@ class Runtime:
             stop_loss_max_age_ms=int(self.settings.bot.poll_interval_s * 1000),
         )
         mirror = FollowerMirror(follower, venue, store, self.rules, self.prices, self.clock, config, self.log)
-        mirror.journal = self.journal
+        mirror.orders.journal = self.journal
         self.mirrors[follower.name] = mirror
         self._wakes[follower.name] = asyncio.Event()
         return mirror
 
     def _forget_removed(self, store: Store) -> None:
-        """Followers in the state but gone from the file at start: without their keys they cannot be closed."""
+        """Followers in the state but gone from the file at start: without their keys they cannot be closed;
+        their episode ends now, and its settlement is reported as unreachable."""
         for row in store.followers():
-            if row.name not in self.mirrors and row.state in ("active", "pending_capacity"):
+            if row.name not in self.mirrors and row.state in ("active", "pending_capacity", "closing"):
                 self.log.error(
                     "follower_removed_unmanaged",
                     follower=row.name,
                     reason="removed from the configuration while the daemon was down; its keys are "
                     "gone, so its positions were not closed by the bot",
                 )
-                store.set_follower_state(row.name, "ended", "removed from the configuration")
+                store.end_unmanaged(row.name, "removed from the configuration", self.clock.now_ms())
 
     def _start_worker(self, name: str, store: Store) -> None:
-        self._workers[name] = asyncio.create_task(self._worker(self.mirrors[name], store), name=f"follower:{name}")
+        self._workers[name] = self._spawn(self._worker(self.mirrors[name], store), f"follower:{name}")
 
-    async def _end_everything(self, reason: str, store: Store, restart_needed: bool, exit_code: int) -> None:
-        """The lead is gone: every follower's positions are closed and copying ends."""
+    async def _end_everything(self, reason: str, store: Store, replaced_by: str | None) -> None:
+        """The lead is gone: every follower is closed out, retried until its account is flat (or the daemon is
+        stopped: a restart resumes). After a replacement the next start begins from the new lead afresh."""
         self.log.error("lead_gone", reason=reason, followers=sorted(self.mirrors))
+        closing = []
         for mirror in self.mirrors.values():
             row = store.follower(mirror.name)
-            if row is None or row.state == "ended":
+            if row is None or row.state in ("ended", "stopped_loss", "config_error"):
                 continue
-            try:
-                await mirror.close_out("ended", reason, "x")
-                self.log.info("follower_ended", follower=mirror.name, reason=reason)
-            except VenueError as exc:
-                self.log.error("follower_close_failed", follower=mirror.name, error=str(exc))
-        if restart_needed:
-            store.set_meta("lead_name", self.settings.lead.name if self.settings.lead else "")
-        self.exit_code = exit_code
+            if row.state == "pending_capacity":
+                store.set_follower_state(mirror.name, "ended", reason)
+                continue
+            if row.state == "active":
+                mirror.closeout.begin("ended", reason)
+            closing.append(mirror)
+        await asyncio.gather(*(self._close_until_flat(m) for m in closing))
+        still_closing = [r.name for r in store.followers() if r.state == "closing"]
+        if replaced_by is not None and not still_closing:
+            store.reset_lead(replaced_by)
+            self.log.info("lead_reset", lead=replaced_by, reason="a new lead starts from its own positions and equity")
 
-    async def _shutdown(self, workers: list[asyncio.Task[None]], helpers: list[asyncio.Task[None]]) -> None:
+    async def _close_until_flat(self, mirror: FollowerMirror) -> None:
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                if await mirror.closeout.step():
+                    return
+            except VenueError as exc:
+                mirror.log.error("follower_close_failed", error=str(exc))
+            await self._pause(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    async def _shutdown(self) -> None:
         """Stops taking lead changes; lets in-flight orders finish within the grace period."""
         for wake in self._wakes.values():
             wake.set()
-        await asyncio.wait([*workers, *helpers], timeout=self.settings.bot.shutdown_grace_s)
-        for task in [*workers, *helpers]:
+        tasks = list(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.settings.bot.shutdown_grace_s)
+        for task in tasks:
             if not task.done():
                 self.log.warning("shutdown_task_cancelled", task=task.get_name())
                 task.cancel()
-        for task in [*workers, *helpers]:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
@@ -270,33 +332,51 @@ class Runtime:
         while not self.stopping.is_set():
             wake.clear()
             try:
-                if mirror.end_request is not None:
-                    await mirror.close_out(*mirror.end_request, "x")
-                    mirror.log.info("follower_ended", reason=mirror.end_request[1])
-                    return
+                if await self._step(mirror, store, next_reconcile):
+                    next_reconcile = self.clock.now_ms() + interval_ms
                 row = store.follower(mirror.name)
-                state = row.state if row is not None else None
-                if state in ("stopped_loss", "ended"):
-                    await mirror.finish_close_outs()
-                else:
-                    await mirror.resolve_unfinished()
-                if state == "active":
-                    if self.clock.now_ms() >= next_reconcile:
-                        await mirror.reconcile()
-                        next_reconcile = self.clock.now_ms() + interval_ms
-                    copied = await mirror.catch_up(self.stopping)
-                    # after copying, check with the equity in hand: a balance request per follower right after a
-                    # fan-out would compete with the other followers' orders; the next poll refreshes it
-                    await mirror.check_stop_loss(cached=copied > 0)
+                if row is not None and row.state == "ended" and mirror.end_request is not None:
+                    return  # removed from the configuration and flat: this worker is done
+                if row is not None and row.state == "closing":
+                    raise _NotFlat
                 backoff = 1.0
-            except VenueError as exc:
-                event = "follower_account_failed" if isinstance(exc, Fatal) else "follower_sync_failed"
-                mirror.log.error(event, error=str(exc))
-                backoff = min(backoff * 2, 30.0)
+            except (VenueError, _NotFlat) as exc:
+                if isinstance(exc, VenueError):
+                    event = "follower_account_failed" if isinstance(exc, Fatal) else "follower_sync_failed"
+                    mirror.log.error(event, error=str(exc))
                 await self._pause(backoff)
+                backoff = min(backoff * 2, 30.0)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self.settings.bot.poll_interval_s)
+
+    async def _step(self, mirror: FollowerMirror, store: Store, next_reconcile: int) -> bool:
+        """One iteration for one follower, by its state (its row read once). True when it reconciled."""
+        row = store.follower(mirror.name)
+        state = row.state if row is not None else None
+        if mirror.end_request is not None and state not in ("closing", "ended"):
+            if state == "active":
+                mirror.closeout.begin(*mirror.end_request)
+                state = "closing"
+            else:
+                store.set_follower_state(mirror.name, "ended", mirror.end_request[1])
+                mirror.log.info("follower_ended", reason=mirror.end_request[1])
+                return False
+        if state == "closing":
+            await mirror.closeout.step()
+            return False
+        if state != "active":
+            return False
+        reconciled = False
+        if self.clock.now_ms() >= next_reconcile:
+            await mirror.reconcile()
+            reconciled = True
+        copied = await mirror.catch_up(self.stopping)
+        # after copying, check with the equity in hand: a balance request per follower right after a
+        # fan-out would compete with the other followers' orders; the next poll refreshes it
+        if await mirror.check_stop_loss(cached=copied > 0):
+            await mirror.closeout.step()
+        return reconciled
 
     async def _coordinate(self, store: Store, poller: LeadPoller) -> None:
         """After each lead poll: capacity and eligibility; on SIGHUP: the new configuration; the lead's key."""
@@ -310,11 +390,13 @@ class Runtime:
                 if self._reload.is_set():
                     self._reload.clear()
                     await self._apply_reload(store)
+                    if self.stopping.is_set():
+                        return
                 if poller.gone_reason is not None:
+                    store.set_meta("lead_gone", poller.gone_reason)
                     await self._stop_workers()
-                    await self._end_everything(
-                        poller.gone_reason, store, restart_needed=False, exit_code=EXIT_LEAD_GONE
-                    )
+                    await self._end_everything(poller.gone_reason, store, replaced_by=None)
+                    self.exit_code = EXIT_LEAD_GONE
                     self.stop()
                     return
                 for name in await self.lifecycle.review(self._order(), self.mirrors):
@@ -323,13 +405,21 @@ class Runtime:
                 self.log.error("lifecycle_review_failed", error=str(exc))
 
     async def _apply_reload(self, store: Store) -> None:
-        """SIGHUP: a configuration that fails validation changes nothing; otherwise it takes effect now."""
+        """SIGHUP: a configuration that fails validation, or changes what only a restart can apply, changes
+        nothing; otherwise every setting takes effect now."""
         assert self.config_path is not None
         try:
             settings = load_settings(self.config_path)
         except ConfigError as exc:
             self.log.error("config_reload_failed", problems=[f"{p}: {r}" for p, r in exc.problems])
             return
+        problems = restart_only_changes(self.settings, settings) + unknown_symbols(settings, self.rules)
+        if problems:
+            self.log.error("config_reload_failed", problems=problems, changed=False)
+            return
+        if self.redactor is not None:
+            for secret in account_secrets(settings):
+                self.redactor.add(secret)
         lead = settings.lead
         if lead is None or lead.name != (self.settings.lead.name if self.settings.lead else None):
             self.settings = settings
@@ -337,14 +427,18 @@ class Runtime:
             await self._end_everything(
                 "lead removed from the configuration" if lead is None else "lead replaced in the configuration",
                 store,
-                restart_needed=True,
-                exit_code=EXIT_OK,
+                replaced_by=lead.name if lead is not None else None,
             )
+            self.exit_code = EXIT_OK
             self.stop()
             return
         old = {f.name: f for f in self.settings.followers}
         new = {f.name: f for f in settings.followers}
         self.settings = settings
+        self.lifecycle.protection = protection_of(settings.protection)
+        self.settler.configure(settings)
+        for mirror in self.mirrors.values():
+            mirror.set_max_leverage(settings.protection.max_leverage)
         for name in old.keys() - new.keys():
             self.log.info("follower_removed", follower=name)
             self.mirrors[name].end_request = ("ended", "removed from the configuration")
@@ -359,6 +453,8 @@ class Runtime:
                 except VenueError as exc:
                     self.log.error("follower_account_failed", follower=name, error=str(exc))
                     continue
+                if name in self._workers and not self._workers[name].done():
+                    self._workers[name].cancel()  # removed and added back before its close-out finished
                 self._add_mirror(follower, store)
                 self._start_worker(name, store)
                 self.log.info("follower_added", follower=name)
@@ -375,7 +471,8 @@ class Runtime:
                 await task
 
     async def _settle_loop(self) -> None:
-        """Settles each cycle as soon as it ends (and, at start, every cycle missed while down, oldest first)."""
+        """Settles each cycle as soon as it ends (and, at start, every cycle missed while down, oldest first),
+        and sends pending transfers as their back-off allows."""
         while not self.stopping.is_set():
             try:
                 await self.settler.run_due()
@@ -404,3 +501,44 @@ class Runtime:
                 max_lag=max(lag.values(), default=0),
                 states={r.name: r.state for r in rows},
             )
+
+
+class _NotFlat(Exception):
+    """A close-out step left the account holding positions: the worker backs off and tries again."""
+
+
+def account_secrets(settings: Settings) -> list[str]:
+    """Every API key and secret of the configuration (the treasury's included), for the log redactor."""
+    out = []
+    for account in (*settings.accounts(), *([settings.treasury] if settings.treasury else [])):
+        if account.credentials is not None:
+            out += [account.credentials.api_key.get_secret_value(), account.credentials.api_secret.get_secret_value()]
+    return out
+
+
+def restart_only_changes(old: Settings, new: Settings) -> list[str]:
+    """What a reload cannot apply to a running daemon, each as `path: reason`."""
+    problems = []
+    for section in RESTART_ONLY:
+        if getattr(old, section) != getattr(new, section):
+            problems.append(f"{section}: changes need a restart")
+    before = {f.name: f for f in old.followers}
+    for index, follower in enumerate(new.followers):
+        previous = before.get(follower.name)
+        for field in ACCOUNT_FIELDS if previous is not None else ():
+            if getattr(previous, field) != getattr(follower, field):
+                problems.append(f"followers.{index}.{field}: an account's connection changes need a restart")
+    return problems
+
+
+def unknown_symbols(settings: Settings, markets: Mapping[str, Any]) -> list[str]:
+    """`symbols` entries that are not market ids of the exchange (e.g. "BTC/USDT:USDT" or "btcusdt")."""
+    problems = []
+    for index, follower in enumerate(settings.followers):
+        for position, symbol in enumerate(follower.symbols):
+            if symbol not in markets:
+                problems.append(
+                    f"followers.{index}.symbols.{position}: {symbol!r} is not a market id of the exchange"
+                    " (market ids look like BTCUSDT)"
+                )
+    return problems

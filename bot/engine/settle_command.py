@@ -1,18 +1,17 @@
-"""`bot settle`: settles due cycles once (idempotent) and rewrites reports from the store."""
+"""`bot settle`: settles due cycles once (idempotent), retries failed transfers on request, and rewrites
+reports from the store."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from bot import logs
 from bot.core.cycles import parse_cycle_id
 from bot.engine.clock import SystemClock
 from bot.engine.runtime import lock_state, state_db
 from bot.engine.settle import Settler
-from bot.reports.settlement import write_reports
 from bot.settings import Settings
 from bot.store.db import Store
 from bot.venue.ccxt_venue import AccountVenue, build_client
@@ -21,16 +20,19 @@ from bot.venue.errors import VenueError
 EXIT_BAD_CYCLE = 2
 
 
-async def settle_command(settings: Settings, cycle_id: str | None) -> int:
-    zone = ZoneInfo(settings.settlement.timezone)
+async def settle_command(settings: Settings, cycle_id: str | None, retry: bool = False) -> int:
+    clock = SystemClock()
     wanted = None
     if cycle_id is not None:
         try:
-            wanted = parse_cycle_id(cycle_id, zone, settings.settlement.cycle_seconds)
+            from zoneinfo import ZoneInfo
+
+            wanted = parse_cycle_id(cycle_id, ZoneInfo(settings.settlement.timezone), settings.settlement.cycle_seconds)
         except ValueError:
             print(f"bot settle: {cycle_id!r} is not a cycle id (like 2026-W47)", file=sys.stderr)
             return EXIT_BAD_CYCLE
-        if wanted.end > datetime.now(UTC):
+        now = datetime.fromtimestamp(clock.now_ms() / 1000, UTC)
+        if wanted.end > now:
             print(f"bot settle: cycle {wanted.id} is not over until {wanted.end.isoformat()}", file=sys.stderr)
             return EXIT_BAD_CYCLE
     lock = lock_state(settings)
@@ -39,15 +41,12 @@ async def settle_command(settings: Settings, cycle_id: str | None) -> int:
         if lock is None:
             print("the daemon is running with this state and settles on its own; rewriting reports from the store")
         else:
-            await _settle_due(settings, store, wanted.end_ms if wanted else None)
-        settled = store.settled_cycles()
+            await _settle_due(settings, store, clock, wanted.end_ms if wanted else None, retry)
+        settler = Settler(settings, store, {}, clock, logs.get())
+        settled = store.settlement.settled_cycles()
         for cycle in sorted(settled):
             if wanted is None or cycle == wanted.id:
-                parsed = parse_cycle_id(cycle, zone, settings.settlement.cycle_seconds)
-                directory = write_reports(
-                    store, settings.bot.state_dir, cycle, parsed.start_ms, parsed.end_ms, settings.settlement.timezone
-                )
-                print(f"{cycle}: {directory / 'settlement.md'}")
+                print(f"{cycle}: {settler.write(cycle) / 'settlement.md'}")
         if wanted is not None and wanted.id not in settled:
             print(f"bot settle: no settlement for {wanted.id} (nobody was copying then)", file=sys.stderr)
         return 0
@@ -57,15 +56,19 @@ async def settle_command(settings: Settings, cycle_id: str | None) -> int:
             lock.close()
 
 
-async def _settle_due(settings: Settings, store: Store, until_ms: int | None) -> None:
+async def _settle_due(settings: Settings, store: Store, clock: SystemClock, until_ms: int | None, retry: bool) -> None:
     accounts = [*settings.accounts(), *([settings.treasury] if settings.treasury else [])]
     venues = {a.name: AccountVenue(a.name, build_client(a, settings.bot.request_timeout_ms)) for a in accounts}
     try:
-        settler = Settler(settings, store, venues, SystemClock(), logs.get())
-        for cycle in settler.due():
-            if until_ms is None or cycle.end_ms <= until_ms:
-                await settler.settle_cycle(cycle)
+        settler = Settler(settings, store, venues, clock, logs.get())
+        if retry:
+            count = store.settlement.retry_failed(clock.now_ms())
+            print(f"{count} failed transfer(s) to try again")
+        due = [c for c in settler.due() if until_ms is None or c.end_ms <= until_ms]
+        for cycle in due:
+            await settler.settle_cycle(cycle)
         await settler.send_transfers()
+        settler.complete()
     except VenueError as exc:
         logs.get().error("settlement_failed", error=str(exc))
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -15,6 +16,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from bot.paper import errors, wire
+from bot.paper.faults import QUEUE_KEY
 from bot.paper.ledger import Ledger, OrderRequest
 from bot.paper.state import Account
 from bot.paper.userstream import UserStreams
@@ -33,6 +35,7 @@ class Call:
 
     params: dict[str, str]
     account: Account | None
+    queue_s: float | None = None  # an order that waits this long in the matching engine (fault injection)
 
     def get(self, name: str) -> str | None:
         value = self.params.get(name)
@@ -114,6 +117,7 @@ class BinanceApi:
         try:
             security, handler = self.routes[(request.method, request.path)]
             call = await self._authenticate(request, security)
+            call.queue_s = request.get(QUEUE_KEY)
             result = handler(call)
             if isinstance(result, Awaitable):
                 result = await result
@@ -339,7 +343,12 @@ class BinanceApi:
         )
 
     def new_order(self, call: Call) -> Any:
-        return wire.order(self.ledger.place_order(call.me, self._order_request(call)))
+        if call.queue_s is None:
+            return wire.order(self.ledger.place_order(call.me, self._order_request(call)))
+        order = self.ledger.place_order(call.me, self._order_request(call), queued=True)
+        loop = asyncio.get_running_loop()
+        loop.call_later(call.queue_s, self.ledger.execute_queued, call.me, order)
+        return wire.order(order)
 
     def query_order(self, call: Call) -> Any:
         order = self.ledger.find_order(call.me, call.need("symbol"), call.get("orderId"), call.get("origClientOrderId"))

@@ -193,6 +193,7 @@ class ControlApi:
                 delay_s=float(body.get("delay_s", 0)),
                 execute=body.get("execute"),
                 api_key=self._account_key(body.get("account")),
+                **{k: body[k] for k in ("code", "msg") if k in body},
             )
             self.x.faults.add(fault)
         except (KeyError, TypeError, ValueError) as exc:

@@ -143,10 +143,10 @@ def settlement_summary(store: Any, state_dir: Path) -> str:
     """One line per settled cycle, then the Markdown report of the latest cycle with a profit share."""
     lines = ["settlements (lead -> follower compensation, follower -> lead profit share):"]
     shown = None
-    for cycle in sorted(store.settled_cycles(), key=lambda c: int(c.split("-")[1])):
-        rows = store.settlements_of(cycle)
-        comp = sum((Decimal(r["compensation"]) for r in rows), Decimal(0))
-        share = sum((Decimal(r["profit_share"]) for r in rows), Decimal(0))
+    for cycle in sorted(store.settlement.settled_cycles(), key=lambda c: int(c.split("-")[1])):
+        rows = store.settlement.rows(cycle)
+        comp = sum((r.compensation for r in rows), Decimal(0))
+        share = sum((r.profit_share for r in rows), Decimal(0))
         lines.append(
             f"  {cycle}: compensation {comp:.2f}, profit share {share:.2f}  "
             f"{state_dir / 'reports' / cycle / 'settlement.md'}"
@@ -188,7 +188,7 @@ async def settled(runtime: Runtime, cycle_id: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         settler = getattr(runtime, "settler", None)
-        if settler is not None and cycle_id in settler.store.settled_cycles():
+        if settler is not None and cycle_id in settler.book.settled_cycles():
             return
         await asyncio.sleep(0.2)
 

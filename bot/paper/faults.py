@@ -1,4 +1,5 @@
-"""Fault injection: the next N requests matching a path answer 429 / 418 / 503, arrive late, or are cut."""
+"""Fault injection: the next N requests matching a path answer 429 / 418 / 503 or a Binance rejection, arrive
+late, are cut, or (orders) wait in the matching engine before they execute."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from aiohttp import web
 
 from bot.paper import errors
 
-FaultKind = Literal["429", "418", "503", "delay", "drop"]
+FaultKind = Literal["429", "418", "503", "delay", "drop", "reject", "queue"]
+KINDS = ("429", "418", "503", "delay", "drop", "reject", "queue")
+QUEUE_KEY = "paper_queue_s"  # set on a request whose order waits `delay_s` in the matching engine
+# what Binance answers a market order in a fast market: the default of a "reject" fault
+PERCENT_PRICE = (-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit.")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -26,10 +31,12 @@ class Fault:
     delay_s: float = 0.0
     execute: bool | None = None  # default: True for delay and drop, False for the error answers
     api_key: str | None = None  # only requests signed with this key (one account's), else any
+    code: int = PERCENT_PRICE[0]  # a "reject": Binance's error code and message, HTTP 400
+    msg: str = PERCENT_PRICE[1]
 
     @property
     def executes(self) -> bool:
-        return self.execute if self.execute is not None else self.kind in ("delay", "drop")
+        return self.execute if self.execute is not None else self.kind in ("delay", "drop", "queue")
 
     def matches(self, request: web.Request) -> bool:
         return (
@@ -44,7 +51,7 @@ class Faults:
         self._pending: list[Fault] = []
 
     def add(self, fault: Fault) -> None:
-        if fault.kind not in ("429", "418", "503", "delay", "drop"):
+        if fault.kind not in KINDS:
             raise ValueError(f"unknown fault kind {fault.kind!r}")
         if fault.count < 1:
             raise ValueError("count must be at least 1")
@@ -70,6 +77,13 @@ class Faults:
         fault = self.take(request) if not request.path.startswith("/_paper/") else None
         if fault is None:
             return await handler(request)
+        if fault.kind == "queue":
+            request[QUEUE_KEY] = fault.delay_s
+            return await handler(request)
+        if fault.kind == "reject":
+            return web.Response(
+                status=400, text=json.dumps({"code": fault.code, "msg": fault.msg}), content_type="application/json"
+            )
         response = await handler(request) if fault.executes else None
         if fault.kind == "delay":
             await asyncio.sleep(fault.delay_s)

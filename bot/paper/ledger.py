@@ -194,7 +194,9 @@ class Ledger:
 
     # -- orders -----------------------------------------------------------------------------------
 
-    def place_order(self, account: Account, req: OrderRequest) -> Order:
+    def place_order(self, account: Account, req: OrderRequest, queued: bool = False) -> Order:
+        """A new order, matched at once; `queued`: accepted as NEW and matched later by `execute_queued`, as
+        when Binance's matching engine is behind (the answer says NEW, a lookup shows it NEW until then)."""
         spec = self.market(req.symbol)
         if req.side not in ("BUY", "SELL"):
             raise errors.invalid_side()
@@ -245,6 +247,8 @@ class Ledger:
         account.orders[order.order_id] = order
         account.open_orders[order.order_id] = order
         self.listener.order_update(account, order, "NEW", None)
+        if queued:
+            return order
         if crosses:
             self._fill(account, order, self._fillable(account, order), last, maker=False)
             self._finish(account, order, "FILLED" if not order.remaining else "EXPIRED")
@@ -253,6 +257,18 @@ class Ledger:
         else:
             self._resting[order.symbol][(account.name, order.order_id)] = order
         return order
+
+    def execute_queued(self, account: Account, order: Order) -> None:
+        """Matches a queued order now, at the last price (a MARKET order, or a LIMIT one that crosses)."""
+        if order.order_id not in account.open_orders:
+            return
+        last = self.prices[order.symbol].last
+        sign = 1 if order.side == "BUY" else -1
+        if order.type == "MARKET" or (order.price >= last if sign > 0 else order.price <= last):
+            self._fill(account, order, self._fillable(account, order), last, maker=False)
+            self._finish(account, order, "FILLED" if not order.remaining else "EXPIRED")
+        else:
+            self._resting[order.symbol][(account.name, order.order_id)] = order
 
     def _check_quantity(self, spec: MarketSpec, qty: Decimal | None, market: bool) -> Decimal:
         if qty is None:

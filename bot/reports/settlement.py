@@ -28,6 +28,7 @@ COLUMNS = (
     "profit_share",
     "fee_rebate",
     "late",
+    "episode",
 )
 MONEY = COLUMNS[1:10]
 
@@ -47,11 +48,19 @@ def _cents(value: str | Decimal) -> str:
 
 
 def report_data(store: Store, cycle: str, start_ms: int, end_ms: int, timezone: str) -> dict[str, Any]:
-    rows = store.settlements_of(cycle)
-    followers = [{c: (("true" if r["late"] else "false") if c == "late" else str(r[c])) for c in COLUMNS} for r in rows]
-    totals = {c: f"{sum((Decimal(r[c]) for r in rows), Decimal(0)):f}" for c in MONEY[2:]}
-    lead = store.boundary(cycle, "lead")
-    before = lead[0] if lead else None
+    rows = store.settlement.rows(cycle)
+    followers = [
+        {
+            "follower": r.follower,
+            **{c: f"{getattr(r, c):f}" for c in MONEY},
+            "late": "true" if r.late else "false",
+            "episode": str(r.episode),
+        }
+        for r in rows
+    ]
+    totals = {c: f"{sum((getattr(r, c) for r in rows), Decimal(0)):f}" for c in MONEY[2:]}
+    lead = store.settlement.boundary(cycle, "lead")
+    before = lead.equity if lead else None
     after = (
         lead_collateral_after(before, Decimal(totals["compensation"]), Decimal(totals["profit_share"]))
         if before is not None
@@ -59,16 +68,18 @@ def report_data(store: Store, cycle: str, start_ms: int, end_ms: int, timezone: 
     )
     transfers = [
         {
-            "id": t["client_tran_id"],
-            "kind": t["kind"],
-            "follower": t["follower"],
-            "from": t["from_account"],
-            "to": t["to_account"],
-            "amount": t["amount"],
-            "status": t["status"],
-            "tran_id": t["tran_id"],
+            "id": t.client_tran_id,
+            "kind": t.kind,
+            "follower": t.follower,
+            "from": t.from_account,
+            "to": t.to_account,
+            "amount": f"{t.amount:f}",
+            "status": t.status,
+            "tran_id": t.tran_id,
+            "attempts": t.attempts,
+            "error": t.error,
         }
-        for t in store.transfers(cycle)
+        for t in store.settlement.transfers(cycle)
     ]
     return {
         "cycle": cycle,
@@ -91,7 +102,7 @@ def to_csv(data: dict[str, Any]) -> str:
     writer.writerow(COLUMNS)
     for row in data["followers"]:
         writer.writerow([row[c] for c in COLUMNS])
-    writer.writerow(["TOTAL", "", "", "", *(data["totals"][c] for c in MONEY[3:]), ""])
+    writer.writerow(["TOTAL", "", "", "", *(data["totals"][c] for c in MONEY[3:]), "", ""])
     return out.getvalue()
 
 
@@ -102,7 +113,9 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"Period: {data['start']} to {data['end']} ("
         + ("a short test cycle" if data["cycle"].startswith("S") else f"the natural week in {data['timezone']}")
         + ").",
-        "`pnl = e_end - e_start - flows`; fees and funding are already inside the equities. A loss is compensated "
+        "`pnl = e_end - e_start - flows`; fees and funding are already inside the equities, and settlement "
+        "transfers are never PnL (E start counts the previous cycle's, E end those still on their way). Each "
+        "activation of a follower inside the cycle is settled on its own row. A loss is compensated "
         "by the lead (rounded up to the cent), a profit shares `profit_share` of it with the lead (rounded down); "
         "the fee rebate is owed to the lead by the operator.",
         "",
@@ -111,7 +124,8 @@ def to_markdown(data: dict[str, Any]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in data["followers"]:
-        lines.append("| " + " | ".join([row["follower"], *(_cents(row[c]) for c in MONEY), row["late"]]) + " |")
+        name = row["follower"] if row["episode"] in ("0", "1") else f"{row['follower']} (activation {row['episode']})"
+        lines.append("| " + " | ".join([name, *(_cents(row[c]) for c in MONEY), row["late"]]) + " |")
     t = data["totals"]
     lines.append("| **total** | | | | " + " | ".join(f"**{_cents(t[c])}**" for c in MONEY[3:]) + " | |")
     lead = data["lead"]
@@ -123,9 +137,13 @@ def to_markdown(data: dict[str, Any]) -> str:
         "",
     ]
     if data["transfers"]:
-        lines += ["| transfer id | kind | from | to | amount | status |", "| --- | --- | --- | --- | ---: | --- |"]
         lines += [
-            f"| `{t['id']}` | {t['kind']} | {t['from']} | {t['to']} | {_cents(t['amount'])} | {t['status']} |"
+            "| transfer id | kind | from | to | amount | status | attempts |",
+            "| --- | --- | --- | --- | ---: | --- | ---: |",
+        ]
+        lines += [
+            f"| `{t['id']}` | {t['kind']} | {t['from']} | {t['to']} | {_cents(t['amount'])} | {t['status']} "
+            f"| {t['attempts']} |"
             for t in data["transfers"]
         ]
     else:

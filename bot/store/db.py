@@ -16,8 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from bot.core.model import ZERO, Intent, LeadChange, Leg, Skip
+from bot.store.settlement import SettlementBook
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,10 +33,14 @@ CREATE TABLE IF NOT EXISTS followers (
     start_equity TEXT NOT NULL, last_seq INTEGER NOT NULL, activated_ms INTEGER NOT NULL,
     bootstrapped INTEGER NOT NULL DEFAULT 0, state_reason TEXT NOT NULL DEFAULT '',
     config_hash TEXT NOT NULL DEFAULT '', pending_increase TEXT NOT NULL DEFAULT '0',
-    ended_ms INTEGER NOT NULL DEFAULT 0);
+    ended_ms INTEGER NOT NULL DEFAULT 0, number INTEGER NOT NULL DEFAULT 0, episode INTEGER NOT NULL DEFAULT 0,
+    closing_to TEXT NOT NULL DEFAULT '', email TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS episodes (
+    follower TEXT NOT NULL, episode INTEGER NOT NULL, activated_ms INTEGER NOT NULL, start_copy_equity TEXT NOT NULL,
+    ended_ms INTEGER, end_copy_equity TEXT, PRIMARY KEY (follower, episode));
 CREATE TABLE IF NOT EXISTS flows (
     id INTEGER PRIMARY KEY AUTOINCREMENT, follower TEXT NOT NULL, amount TEXT NOT NULL, reason TEXT NOT NULL,
-    recorded_ms INTEGER NOT NULL);
+    recorded_ms INTEGER NOT NULL, reserve_after TEXT, episode INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS follower_positions (
     follower TEXT NOT NULL, symbol TEXT NOT NULL, amount TEXT NOT NULL, PRIMARY KEY (follower, symbol));
 CREATE TABLE IF NOT EXISTS follower_ignored (
@@ -62,7 +67,8 @@ CREATE TABLE IF NOT EXISTS skips (
     id INTEGER PRIMARY KEY AUTOINCREMENT, follower TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL,
     event TEXT NOT NULL, symbol TEXT NOT NULL, detail TEXT NOT NULL, recorded_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS cycles (
-    id TEXT PRIMARY KEY, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, settled_ms INTEGER);
+    id TEXT PRIMARY KEY, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, settled_ms INTEGER,
+    completed_ms INTEGER);
 CREATE TABLE IF NOT EXISTS boundary_equity (
     cycle TEXT NOT NULL, account TEXT NOT NULL, equity TEXT NOT NULL, copy_equity TEXT NOT NULL,
     taken_ms INTEGER NOT NULL, late INTEGER NOT NULL, PRIMARY KEY (cycle, account));
@@ -70,20 +76,56 @@ CREATE TABLE IF NOT EXISTS settlements (
     cycle TEXT NOT NULL, follower TEXT NOT NULL, e_start TEXT NOT NULL, e_end TEXT NOT NULL, flows TEXT NOT NULL,
     fees TEXT NOT NULL, funding TEXT NOT NULL, pnl TEXT NOT NULL, compensation TEXT NOT NULL,
     profit_share TEXT NOT NULL, fee_rebate TEXT NOT NULL, late INTEGER NOT NULL, recorded_ms INTEGER NOT NULL,
-    PRIMARY KEY (cycle, follower));
+    episode INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (cycle, follower, episode));
 CREATE TABLE IF NOT EXISTS transfers (
     client_tran_id TEXT PRIMARY KEY, cycle TEXT NOT NULL, follower TEXT NOT NULL, kind TEXT NOT NULL,
     from_account TEXT NOT NULL, to_account TEXT NOT NULL, amount TEXT NOT NULL, status TEXT NOT NULL,
-    tran_id TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL);
+    tran_id TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL,
+    episode INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS equity (
     account TEXT PRIMARY KEY, equity TEXT NOT NULL, recorded_ms INTEGER NOT NULL);
 """
 
-OPEN_STATUSES = ("pending", "unknown")
+# version 1 -> 2: follower numbers (ids unique by construction), activation episodes, the reserve after each
+# flow, closing states, transfer back-off, settlement rows per episode, emails kept for transfers
+_MIGRATE_1_TO_2 = """
+ALTER TABLE followers ADD COLUMN number INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE followers ADD COLUMN episode INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE followers ADD COLUMN closing_to TEXT NOT NULL DEFAULT '';
+ALTER TABLE followers ADD COLUMN email TEXT NOT NULL DEFAULT '';
+UPDATE followers SET number = rowid;
+UPDATE followers SET episode = 1 WHERE state NOT IN ('pending_capacity', 'config_error') OR bootstrapped = 1;
+INSERT INTO episodes SELECT f.name, 1, f.activated_ms,
+    COALESCE((SELECT amount FROM flows WHERE follower = f.name AND reason = 'activation' ORDER BY id DESC LIMIT 1),
+             f.investment),
+    CASE WHEN f.state IN ('stopped_loss', 'ended') THEN f.ended_ms END, NULL
+    FROM followers f WHERE f.episode = 1;
+ALTER TABLE flows ADD COLUMN reserve_after TEXT;
+ALTER TABLE flows ADD COLUMN episode INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE cycles ADD COLUMN completed_ms INTEGER;
+UPDATE cycles SET completed_ms = settled_ms;
+ALTER TABLE transfers ADD COLUMN episode INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE transfers ADD COLUMN next_attempt_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE settlements RENAME TO settlements_v1;
+CREATE TABLE settlements (
+    cycle TEXT NOT NULL, follower TEXT NOT NULL, e_start TEXT NOT NULL, e_end TEXT NOT NULL, flows TEXT NOT NULL,
+    fees TEXT NOT NULL, funding TEXT NOT NULL, pnl TEXT NOT NULL, compensation TEXT NOT NULL,
+    profit_share TEXT NOT NULL, fee_rebate TEXT NOT NULL, late INTEGER NOT NULL, recorded_ms INTEGER NOT NULL,
+    episode INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (cycle, follower, episode));
+INSERT INTO settlements SELECT *, 1 FROM settlements_v1;
+DROP TABLE settlements_v1;
+"""
+
+# intent statuses that are not final: `working` is an order the exchange holds open (looked up again later)
+OPEN_STATUSES = ("pending", "unknown", "working")
 _INTENT_SELECT = (
     "SELECT id, follower, kind, seq, idx, leg, symbol, side, qty, reduce_only, client_order_id, status,"
     " order_id, filled, avg_price, error FROM intents WHERE "
 )
+
+
+# (follower, kind, seq, intents with their client order ids, skips, planned ms)
+PlanTuple = tuple[str, str, int, list[tuple[Intent, str]], tuple[Skip, ...], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +148,9 @@ class FollowerRow:
     state_reason: str
     config_hash: str
     pending_increase: Decimal
+    number: int  # this follower's number in this state: in every client order and transfer id
+    episode: int  # activations so far: each one is settled on its own (SPEC 7)
+    closing_to: str  # while `closing`: the state it ends in once its account is flat
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +190,13 @@ class Store:
                 db.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(3),))
             elif int(version[0]) > SCHEMA_VERSION:
                 raise RuntimeError(f"{path} has schema version {version[0]}, newer than this bot ({SCHEMA_VERSION})")
+            elif int(version[0]) == 1:
+                for statement in _MIGRATE_1_TO_2.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         self.epoch: str = self._db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
+        self.settlement = SettlementBook(self)  # the settlement tables, on this connection
 
     def close(self) -> None:
         self._db.close()
@@ -195,6 +246,16 @@ class Store:
                 [(s, str(a), str(e), now_ms) for s, (a, e) in positions.items()],
             )
             db.execute("INSERT INTO meta VALUES ('lead_baseline_ms', ?) ON CONFLICT(key) DO NOTHING", (str(now_ms),))
+
+    def reset_lead(self, name: str) -> None:
+        """A new lead starts from nothing: its own baseline and equity at the next start, none of the old one's."""
+        with self.transaction(durable=True) as db:
+            db.execute("DELETE FROM lead_positions")
+            db.execute("DELETE FROM equity WHERE account='lead'")
+            db.execute("DELETE FROM meta WHERE key IN ('lead_baseline_ms', 'lead_gone')")
+            db.execute(
+                "INSERT INTO meta VALUES ('lead_name', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (name,)
+            )
 
     def has_lead_baseline(self) -> bool:
         return self.get_meta("lead_baseline_ms") is not None
@@ -254,7 +315,7 @@ class Store:
     def follower(self, name: str) -> FollowerRow | None:
         row = self._db.execute(
             "SELECT name, state, investment, reserve, start_equity, last_seq, activated_ms, bootstrapped,"
-            " state_reason, config_hash, pending_increase FROM followers WHERE name=?",
+            " state_reason, config_hash, pending_increase, number, episode, closing_to FROM followers WHERE name=?",
             (name,),
         ).fetchone()
         if row is None:
@@ -271,6 +332,9 @@ class Store:
             row[8],
             row[9],
             Decimal(row[10]),
+            row[11],
+            row[12],
+            row[13],
         )
 
     def followers(self) -> list[FollowerRow]:
@@ -286,57 +350,114 @@ class Store:
         now_ms: int,
         config_hash: str = "",
     ) -> FollowerRow:
-        """(Re)activation, in one transaction: reserve = equity now − investment (never below 0), progress
-        from the latest lead change, and the lead's positions at that very point, which are what `copy_existing`
-        copies (or, when false, the symbols left alone until the lead is flat in them)."""
+        """(Re)activation, in one transaction: a new episode, reserve = equity now − investment (never below 0),
+        progress from the latest lead change, and the lead's positions at that very point, which are what
+        `copy_existing` copies (or, when false, the symbols left alone until the lead is flat in them)."""
         reserve = max(ZERO, account_equity - investment)
-        with self.transaction() as db:
+        with self.transaction(durable=True) as db:
             last_seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM lead_changes").fetchone()[0]
             lead = [(s, a) for s, a in db.execute("SELECT symbol, amount FROM lead_positions") if Decimal(a) != 0]
-            db.execute("DELETE FROM followers WHERE name=?", (name,))
+            self._ensure_row(db, name, investment, config_hash, now_ms)
+            episode = db.execute("SELECT episode + 1 FROM followers WHERE name=?", (name,)).fetchone()[0]
             db.execute("DELETE FROM follower_bootstrap WHERE follower=?", (name,))
             db.execute("DELETE FROM follower_ignored WHERE follower=?", (name,))
-            db.execute("DELETE FROM plans WHERE follower=? AND kind='b'", (name,))
+            db.execute("DELETE FROM follower_positions WHERE follower=?", (name,))
             db.execute(
-                "INSERT INTO followers VALUES (?, 'active', ?, ?, ?, ?, ?, 0, '', ?, '0', 0)",
-                (name, str(investment), str(reserve), str(account_equity), last_seq, now_ms, config_hash),
+                "UPDATE followers SET state='active', investment=?, reserve=?, start_equity=?, last_seq=?,"
+                " activated_ms=?, bootstrapped=0, state_reason='', config_hash=?, pending_increase='0', ended_ms=0,"
+                " episode=?, closing_to='' WHERE name=?",
+                (str(investment), str(reserve), str(account_equity), last_seq, now_ms, config_hash, episode, name),
             )
+            db.execute("INSERT INTO episodes VALUES (?, ?, ?, ?, NULL, NULL)", (name, episode, now_ms, str(investment)))
             if copy_existing:
                 db.executemany("INSERT INTO follower_bootstrap VALUES (?, ?, ?)", [(name, s, a) for s, a in lead])
             else:
                 db.executemany("INSERT INTO follower_ignored VALUES (?, ?)", [(name, s) for s, _ in lead])
             db.execute(
-                "INSERT INTO flows (follower, amount, reason, recorded_ms) VALUES (?, ?, 'activation', ?)",
-                (name, str(investment), now_ms),
+                "INSERT INTO flows (follower, amount, reason, recorded_ms, reserve_after, episode)"
+                " VALUES (?, ?, 'activation', ?, ?, ?)",
+                (name, str(investment), now_ms, str(reserve), episode),
             )
         row = self.follower(name)
         assert row is not None
         return row
 
+    @staticmethod
+    def _ensure_row(db: sqlite3.Connection, name: str, investment: Decimal, config_hash: str, now_ms: int) -> None:
+        """A follower's row, created once with the next follower number (numbers are never reused)."""
+        db.execute(
+            "INSERT INTO followers (name, state, investment, reserve, start_equity, last_seq, activated_ms,"
+            " config_hash, number) VALUES (?, 'pending_capacity', ?, '0', '0', 0, ?, ?,"
+            " (SELECT COALESCE(MAX(number), 0) + 1 FROM followers)) ON CONFLICT(name) DO NOTHING",
+            (name, str(investment), now_ms, config_hash),
+        )
+
     def register_waiting(self, name: str, investment: Decimal, config_hash: str, now_ms: int) -> None:
         """A follower waiting for capacity (or a configuration change after a stop): recorded, not copying."""
         with self.transaction() as db:
+            self._ensure_row(db, name, investment, config_hash, now_ms)
             db.execute(
-                "INSERT INTO followers VALUES (?, 'pending_capacity', ?, '0', '0', 0, ?, 0, '', ?, '0', 0)"
-                " ON CONFLICT(name) DO UPDATE SET state='pending_capacity', investment=excluded.investment,"
-                " config_hash=excluded.config_hash",
-                (name, str(investment), now_ms, config_hash),
+                "UPDATE followers SET state='pending_capacity', investment=?, config_hash=? WHERE name=?",
+                (str(investment), config_hash, name),
             )
 
     def set_config_hash(self, name: str, config_hash: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE followers SET config_hash=? WHERE name=?", (config_hash, name))
 
-    def close_out(
-        self, name: str, state: str, reason: str, kind: str, seq: int, intents: list[tuple[Intent, str]], now_ms: int
-    ) -> None:
-        """Stops copying to a follower and journals the orders that flatten it, in one transaction
-        (stop loss, removal, lead gone): a crash in between resumes the closing, never the copying."""
+    def begin_close_out(self, name: str, final_state: str, reason: str, now_ms: int) -> list[IntentRow]:
+        """Stops copying to a follower (stop loss, removal, lead gone): it is `closing` until its account is flat,
+        and every intent not yet final is abandoned (never sent again: the close-out reads the account and
+        closes what is there). One durable transaction; returns the intents abandoned."""
+        abandoned = self.unresolved_intents(name)
         with self.transaction(durable=True) as db:
             db.execute(
-                "UPDATE followers SET state=?, state_reason=?, ended_ms=? WHERE name=?", (state, reason, now_ms, name)
+                "UPDATE followers SET state='closing', closing_to=?, state_reason=? WHERE name=?",
+                (final_state, reason, name),
             )
-            self._insert_plan(db, name, kind, seq, intents, (), now_ms)
+            db.execute(
+                "UPDATE intents SET status='abandoned', error='abandoned by a close-out', updated_ms=?"
+                " WHERE follower=? AND status IN ('pending','unknown','working')",
+                (now_ms, name),
+            )
+        return abandoned
+
+    def finish_close_out(self, name: str, account_equity: Decimal, now_ms: int) -> FollowerRow:
+        """The account is flat: the follower takes its final state and its episode ends with the copy equity
+        of this moment (its settlement E_end)."""
+        with self.transaction(durable=True) as db:
+            episode, reserve = db.execute("SELECT episode, reserve FROM followers WHERE name=?", (name,)).fetchone()
+            db.execute(
+                "UPDATE followers SET state=closing_to, closing_to='', ended_ms=? WHERE name=? AND state='closing'",
+                (now_ms, name),
+            )
+            db.execute("DELETE FROM follower_positions WHERE follower=?", (name,))
+            db.execute(
+                "UPDATE episodes SET ended_ms=?, end_copy_equity=? WHERE follower=? AND episode=? AND ended_ms IS NULL",
+                (now_ms, str(account_equity - Decimal(reserve)), name, episode),
+            )
+        row = self.follower(name)
+        assert row is not None
+        return row
+
+    def end_unmanaged(self, name: str, reason: str, now_ms: int) -> None:
+        """A follower removed while the daemon was down: ended, its episode closed without a final equity
+        (its keys are gone), so that its settlement is reported as unreachable."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE followers SET state='ended', closing_to='', state_reason=?, ended_ms=? WHERE name=?",
+                (reason, now_ms, name),
+            )
+            db.execute("UPDATE episodes SET ended_ms=? WHERE follower=? AND ended_ms IS NULL", (now_ms, name))
+
+    def set_email(self, name: str, email: str) -> None:
+        """Kept for settlement transfers owed to a follower after it leaves the configuration."""
+        with self.transaction() as db:
+            db.execute("UPDATE followers SET email=? WHERE name=? AND email != ?", (email, name, email))
+
+    def email(self, name: str) -> str:
+        row = self._db.execute("SELECT email FROM followers WHERE name=?", (name,)).fetchone()
+        return str(row[0]) if row else ""
 
     def change_investment(
         self, name: str, new_investment: Decimal, kind: str, seq: int, intents: list[tuple[Intent, str]], now_ms: int
@@ -350,9 +471,11 @@ class Store:
                 "UPDATE followers SET investment=?, reserve=MAX(0, reserve - ?), pending_increase='0' WHERE name=?",
                 (str(new_investment), str(flow), name),
             )
+            reserve, episode = db.execute("SELECT reserve, episode FROM followers WHERE name=?", (name,)).fetchone()
             db.execute(
-                "INSERT INTO flows (follower, amount, reason, recorded_ms) VALUES (?, ?, 'investment', ?)",
-                (name, str(flow), now_ms),
+                "INSERT INTO flows (follower, amount, reason, recorded_ms, reserve_after, episode)"
+                " VALUES (?, ?, 'investment', ?, ?, ?)",
+                (name, str(flow), now_ms, reserve, episode),
             )
             if intents:
                 self._insert_plan(db, name, kind, seq, intents, (), now_ms)
@@ -416,7 +539,7 @@ class Store:
             is not None
         )
 
-    def record_plans(self, plans: list[tuple[str, str, int, list[tuple[Intent, str]], tuple[Skip, ...], int]]) -> None:
+    def record_plans(self, plans: list[PlanTuple]) -> None:
         """Plans (intents with their client order ids, and skips) before anything is sent: several followers'
         in one durable commit (group commit: one fsync for a whole fan-out)."""
         with self.transaction(durable=True) as db:
@@ -483,7 +606,7 @@ class Store:
         return self._intent_rows("follower=? AND kind=? AND seq=?", (follower, kind, seq))
 
     def unresolved_intents(self, follower: str) -> list[IntentRow]:
-        return self._intent_rows("follower=? AND status IN ('pending','unknown')", (follower,))
+        return self._intent_rows("follower=? AND status IN ('pending','unknown','working')", (follower,))
 
     def all_intents(self, follower: str | None = None) -> list[IntentRow]:
         if follower is None:
@@ -494,6 +617,13 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "UPDATE intents SET status='unknown', error=?, updated_ms=? WHERE id=?", (error, now_ms, intent_id)
+            )
+
+    def mark_working(self, intent_id: int, order_id: str, now_ms: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE intents SET status='working', order_id=?, error=NULL, updated_ms=? WHERE id=?",
+                (order_id, now_ms, intent_id),
             )
 
     def mark_rejected(self, intent_id: int, error: str, now_ms: int) -> None:
@@ -520,7 +650,7 @@ class Store:
                 return  # already final: an outcome is applied once
             db.execute(
                 "UPDATE intents SET status=?, order_id=?, filled=?, avg_price=?, error=NULL, updated_ms=?"
-                " WHERE id=? AND status IN ('pending','unknown')",
+                " WHERE id=? AND status IN ('pending','unknown','working')",
                 (status, order_id, str(filled), None if avg_price is None else str(avg_price), now_ms, row.id),
             )
             if filled:
@@ -572,131 +702,3 @@ class Store:
     def equity(self, account: str) -> tuple[Decimal, int] | None:
         row = self._db.execute("SELECT equity, recorded_ms FROM equity WHERE account=?", (account,)).fetchone()
         return None if row is None else (Decimal(row[0]), int(row[1]))
-
-    # -- settlement -------------------------------------------------------------------------------
-
-    def ended_ms(self, name: str) -> int:
-        row = self._db.execute("SELECT ended_ms FROM followers WHERE name=?", (name,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def settled_cycles(self) -> set[str]:
-        return {r[0] for r in self._db.execute("SELECT id FROM cycles WHERE settled_ms IS NOT NULL")}
-
-    def boundary(self, cycle: str, account: str) -> tuple[Decimal, Decimal, bool] | None:
-        row = self._db.execute(
-            "SELECT equity, copy_equity, late FROM boundary_equity WHERE cycle=? AND account=?", (cycle, account)
-        ).fetchone()
-        return None if row is None else (Decimal(row[0]), Decimal(row[1]), bool(row[2]))
-
-    def record_boundary(
-        self, cycle: str, account: str, equity: Decimal, copy_equity: Decimal, late: bool, now_ms: int
-    ) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO boundary_equity VALUES (?, ?, ?, ?, ?, ?)",
-                (cycle, account, str(equity), str(copy_equity), now_ms, int(late)),
-            )
-
-    def activation_amount(self, name: str) -> Decimal:
-        """The copy equity a follower started its latest activation with (its investment then)."""
-        row = self._db.execute(
-            "SELECT amount FROM flows WHERE follower=? AND reason='activation' ORDER BY id DESC LIMIT 1", (name,)
-        ).fetchone()
-        return Decimal(row[0]) if row else ZERO
-
-    def flows_between(self, name: str, start_ms: int, end_ms: int) -> Decimal:
-        rows = self._db.execute(
-            "SELECT amount FROM flows WHERE follower=? AND reason='investment' AND"
-            " recorded_ms >= ? AND recorded_ms < ?",
-            (name, start_ms, end_ms),
-        )
-        return sum((Decimal(r[0]) for r in rows), ZERO)
-
-    def settlement(self, cycle: str, follower: str) -> dict[str, str] | None:
-        cur = self._db.execute("SELECT * FROM settlements WHERE cycle=? AND follower=?", (cycle, follower))
-        row = cur.fetchone()
-        return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
-
-    def settlements_of(self, cycle: str) -> list[dict[str, str]]:
-        cur = self._db.execute("SELECT * FROM settlements WHERE cycle=? ORDER BY rowid", (cycle,))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-    def latest_settlement_before(self, follower: str, start_ms: int) -> dict[str, str] | None:
-        cur = self._db.execute(
-            "SELECT s.* FROM settlements s JOIN cycles c ON c.id = s.cycle WHERE s.follower=? AND c.end_ms <= ?"
-            " ORDER BY c.end_ms DESC LIMIT 1",
-            (follower, start_ms),
-        )
-        row = cur.fetchone()
-        return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
-
-    def record_settlement(
-        self,
-        cycle: str,
-        start_ms: int,
-        end_ms: int,
-        row: dict[str, str],
-        transfers: list[tuple[str, str, str, str, Decimal, str]],
-        now_ms: int,
-    ) -> None:
-        """One follower's settlement and its transfers `(id, kind, from, to, amount, status)`, in one
-        transaction, before any transfer is attempted. Recording twice changes nothing."""
-        with self.transaction(durable=True) as db:
-            db.execute("INSERT OR IGNORE INTO cycles VALUES (?, ?, ?, NULL)", (cycle, start_ms, end_ms))
-            exists = db.execute(
-                "SELECT 1 FROM settlements WHERE cycle=? AND follower=?", (cycle, row["follower"])
-            ).fetchone()
-            if exists:
-                return
-            db.execute(
-                "INSERT INTO settlements VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    cycle,
-                    row["follower"],
-                    row["e_start"],
-                    row["e_end"],
-                    row["flows"],
-                    row["fees"],
-                    row["funding"],
-                    row["pnl"],
-                    row["compensation"],
-                    row["profit_share"],
-                    row["fee_rebate"],
-                    int(row["late"] == "true"),
-                    now_ms,
-                ),
-            )
-            for tran_id, kind, source, target, amount, status in transfers:
-                db.execute(
-                    "INSERT INTO transfers VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, ?)",
-                    (tran_id, cycle, row["follower"], kind, source, target, str(amount), status, now_ms),
-                )
-
-    def mark_cycle_settled(self, cycle: str, start_ms: int, end_ms: int, now_ms: int) -> None:
-        with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO cycles VALUES (?, ?, ?, NULL)", (cycle, start_ms, end_ms))
-            db.execute("UPDATE cycles SET settled_ms=? WHERE id=? AND settled_ms IS NULL", (now_ms, cycle))
-
-    def transfers(self, cycle: str | None = None, status: str | None = None) -> list[dict[str, str]]:
-        clauses, args = [], []
-        if cycle is not None:
-            clauses.append("cycle=?")
-            args.append(cycle)
-        if status is not None:
-            clauses.append("status=?")
-            args.append(status)
-        where = " AND ".join(clauses) or "1=1"
-        cur = self._db.execute("SELECT * FROM transfers WHERE " + where + " ORDER BY rowid", args)  # noqa: S608
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-    def update_transfer(
-        self, client_tran_id: str, status: str, tran_id: str | None, error: str | None, now_ms: int
-    ) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE transfers SET status=?, tran_id=COALESCE(?, tran_id), error=?,"
-                " attempts=attempts+1, updated_ms=? WHERE client_tran_id=?",
-                (status, tran_id, error, now_ms, client_tran_id),
-            )

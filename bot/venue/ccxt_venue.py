@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,6 +34,17 @@ def _retry_after(client: Any) -> float | None:
         return None
 
 
+# Binance refusals that may pass later with nothing changed but the balance: a short account, a short lead
+BALANCE_CODES = frozenset({-2010, -2018, -2019, -8105})
+_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
+
+
+def error_code(exc: Exception) -> int | None:
+    """The exchange's error code in a ccxt error's message (ccxt passes Binance's JSON body through)."""
+    found = _CODE.search(str(exc))
+    return int(found.group(1)) if found else None
+
+
 def translate(exc: Exception, client: Any, writing: bool) -> VenueError:
     """ccxt's exception classes into ours. Messages never carry secrets (ccxt puts none in them)."""
     message = f"{type(exc).__name__}: {exc}"[:500]
@@ -41,13 +53,15 @@ def translate(exc: Exception, client: Any, writing: bool) -> VenueError:
     if isinstance(exc, ccxt.OrderNotFound):
         return NotFound(message)
     if isinstance(exc, ccxt.DDoSProtection):
-        return UnknownOutcome(message) if writing else RateLimited(message, _retry_after(client))
+        wait = _retry_after(client)
+        return UnknownOutcome(message, wait) if writing else RateLimited(message, wait)
     if isinstance(exc, ccxt.InvalidNonce):
         return Temporary(message)  # a clock off by more than recvWindow: not an answer about the order
     if isinstance(exc, ccxt.NetworkError | ccxt.BadResponse | ccxt.NullResponse | ccxt.OperationFailed):
         return UnknownOutcome(message) if writing else Temporary(message)
     if isinstance(exc, ccxt.BaseError):
-        return Rejected(message)
+        code = error_code(exc)
+        return Rejected(message, code, retryable=isinstance(exc, ccxt.InsufficientFunds) or code in BALANCE_CODES)
     return UnknownOutcome(message) if writing else Temporary(message)
 
 
@@ -219,17 +233,39 @@ class AccountVenue:
         except NotFound:
             return
 
-    async def income(self, kind: str, start_ms: int, end_ms: int) -> list[tuple[int, Decimal]]:
-        """The account's own income records of one type (COMMISSION, FUNDING_FEE, ...) in [start, end)."""
+    async def open_algo_orders(self) -> list[tuple[str, str, str]]:
+        """Conditional orders (STOP_MARKET, TAKE_PROFIT_MARKET...), which Binance keeps in its algo service,
+        apart from `openOrders`: (market id, algo id, client algo id)."""
+        rows = await self._read(self.client.fapiPrivateGetOpenAlgoOrders)
+        return [(str(r["symbol"]), str(r["algoId"]), str(r.get("clientAlgoId", ""))) for r in rows]
+
+    async def cancel_algo(self, algo_id: str) -> None:
+        try:
+            await self._call(lambda: self.client.fapiPrivateDeleteAlgoOrder({"algoId": algo_id}), writing=True)
+        except NotFound:
+            return
+
+    async def income(self, kind: str, start_ms: int, end_ms: int, page_size: int = 1000) -> list[tuple[int, Decimal]]:
+        """The account's own income records of one type (COMMISSION, FUNDING_FEE, ...) in [start, end).
+
+        Pages by time: each page starts again at the last page's final millisecond, since records sharing it
+        may lie on both sides of the page's end, and records seen twice are dropped by their identity."""
         out: list[tuple[int, Decimal]] = []
+        seen: set[tuple[str, ...]] = set()
         since = start_ms
         while True:
-            request = {"incomeType": kind, "startTime": since, "endTime": end_ms - 1, "limit": 1000}
+            request = {"incomeType": kind, "startTime": since, "endTime": end_ms - 1, "limit": page_size}
             rows = await self._read(lambda r=request: self.client.fapiPrivateGetIncome(r))  # type: ignore[misc]
-            out += [(int(r["time"]), Decimal(str(r["income"]))) for r in rows]
-            if len(rows) < 1000:
+            for r in rows:
+                identity = tuple(str(r.get(k, "")) for k in ("tranId", "tradeId", "incomeType", "symbol", "time"))
+                if identity not in seen:
+                    seen.add(identity)
+                    out.append((int(r["time"]), Decimal(str(r["income"]))))
+            if len(rows) < page_size:
                 return out
-            since = int(rows[-1]["time"]) + 1
+            last = int(rows[-1]["time"])
+            # a full page inside one millisecond cannot be paged by time: move on rather than loop
+            since = last if last > since else last + 1
 
     async def universal_transfer(self, client_tran_id: str, from_email: str, to_email: str, amount: Decimal) -> str:
         """Master account only: moves USDT between two sub-accounts' futures wallets, idempotent by id."""

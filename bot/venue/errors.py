@@ -18,11 +18,27 @@ class RateLimited(Temporary):
 
 
 class Rejected(VenueError):
-    """The exchange answered no (insufficient margin, invalid order): never retried blindly."""
+    """The exchange answered no (insufficient margin, invalid order): never retried blindly.
+
+    `code` is the exchange's error code when it gave one; `retryable` marks a refusal that may pass later
+    without anyone changing anything (a balance that is short now), as opposed to one that cannot.
+    """
+
+    def __init__(self, message: str, code: int | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
 
 
 class UnknownOutcome(VenueError):
-    """A write whose result is unknown (timeout, dropped connection, 5xx): resolved by lookup."""
+    """A write whose result is unknown (timeout, dropped connection, 5xx): resolved by lookup.
+
+    `retry_after` is the exchange's Retry-After (a 429/418): no request goes to it before then.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Fatal(VenueError):

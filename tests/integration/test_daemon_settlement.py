@@ -40,15 +40,15 @@ def rows(data: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {r["follower"]: r for r in data["followers"]}
 
 
-async def settled_after(daemon: Daemon, moment: float) -> dict[str, Any]:
-    """The first settlement_completed for a cycle that started at or after `moment`."""
+async def settled_after(daemon: Daemon, moment: float, event_name: str = "settlement_completed") -> dict[str, Any]:
+    """The first settlement_completed (or `event_name`) for a cycle that started at or after `moment`."""
     for _ in range(400):
-        for event in daemon.named("settlement_completed"):
+        for event in daemon.named(event_name):
             index = int(event["cycle"].split("-")[1])
             if index * CYCLE >= int(moment) - 1:
                 return event
         await asyncio.sleep(0.05)
-    raise AssertionError(f"no settlement after {moment}: {daemon.named('settlement_completed')}")
+    raise AssertionError(f"no {event_name} after {moment}: {daemon.named(event_name)}")
 
 
 async def test_a_losing_and_a_winning_follower_with_transfers_on_the_exchange(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ async def test_a_restart_between_recording_and_transfer_moves_money_once(tmp_pat
         await next_cycle_start()
         moment = time.time()
         await paper.set_price("ETHUSDT", "2900")  # f1 loses 20: compensation 20.00
-        await settled_after(daemon, moment)
+        await settled_after(daemon, moment, "settlement_recorded")  # completed only once its transfer is done
         await daemon.wait_event("transfer_failed")
         daemon.proc.send_signal(signal.SIGKILL)
         await daemon.kill()

@@ -1,0 +1,200 @@
+"""Sending exactly once (SPEC 4): an intent is durable before its order leaves, an unknown outcome is looked
+up by client order id and re-sent (same id) only once the exchange says it does not exist, and an order the
+exchange still holds open is followed until it is final."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from bot.core.ids import client_order_id
+from bot.core.model import Leg, Plan
+from bot.engine.clock import Clock
+from bot.engine.journal import PlanJournal, PlanRecord
+from bot.store.db import IntentRow, Store
+from bot.venue.ccxt_venue import AccountVenue, OrderResult
+from bot.venue.errors import Rejected, Temporary, UnknownOutcome
+
+# Plan kinds, one letter each (they are part of every client order id):
+COPY = "c"  # a lead change (seq: the lead change's number)
+BOOTSTRAP = "b"  # copy_existing at activation (seq: the activation episode)
+RECONCILE = "r"  # reconciliation corrections (seq: clock ms)
+RELEASE = "i"  # an investment decrease (seq: clock ms)
+STOP = "s"  # closing after the total stop loss (seq: clock ms)
+END = "x"  # closing on removal or when the lead is gone (seq: clock ms)
+# kinds whose fills move the expected position; corrections and close-outs set it explicitly once done
+MOVES_EXPECTED = (COPY, BOOTSTRAP, RELEASE)
+
+SEND_ATTEMPTS = 8
+FOLLOW_ATTEMPTS = 6  # looks at an order the exchange holds open before the worker moves on and comes back
+
+
+@dataclass(slots=True)
+class OrderConfig:
+    max_leverage: Decimal
+
+
+class OrderSender:
+    """One follower's orders. Everything it sends is journaled in the store first."""
+
+    def __init__(
+        self, name: str, venue: AccountVenue, store: Store, clock: Clock, config: OrderConfig, log: Any
+    ) -> None:
+        self.name = name
+        self.venue = venue
+        self.store = store
+        self.clock = clock
+        self.config = config
+        self.log = log
+        self.journal: PlanJournal | None = None  # shared group commit, set by the runtime
+        self._sent_fresh: set[int] = set()  # intents planned by this process: never sent before it
+
+    @property
+    def number(self) -> int:
+        row = self.store.follower(self.name)
+        assert row is not None and row.number > 0, f"{self.name} has no follower number"
+        return row.number
+
+    async def journal_plan(self, kind: str, seq: int, plan: Plan) -> None:
+        """Makes a plan durable (group commit with the other followers planning now) before anything is sent."""
+        number = self.number
+        intents = [(i, client_order_id(self.store.epoch, number, kind, seq, idx)) for idx, i in enumerate(plan.intents)]
+        record = PlanRecord(self.name, kind, seq, intents, tuple(plan.skips), self.clock.now_ms())
+        if self.journal is not None:
+            await self.journal.record(record)
+        else:
+            self.store.record_plans([record.as_tuple()])
+        self._sent_fresh.update(r.id for r in self.store.intents_of(self.name, kind, seq))
+        for skip in plan.skips:
+            self.log.info(skip.event, symbol=skip.symbol, lead_change=seq, kind=kind, **skip.detail)
+        for clip in plan.clipped:
+            self.log.info("sync_clipped_by_leverage", lead_change=seq, **clip)
+
+    async def execute(self, kind: str, seq: int) -> None:
+        for row in self.store.intents_of(self.name, kind, seq):
+            if row.status in ("pending", "unknown", "working"):
+                await self.drive(row)
+
+    async def resolve_unfinished(self) -> None:
+        for row in self.store.unresolved_intents(self.name):
+            await self.drive(row)
+
+    async def drive(self, row: IntentRow) -> None:
+        """Drives one intent to a final state. An intent that may have reached the exchange is looked up by
+        its client order id first, and sent again (same id) only once the exchange confirms it does not exist.
+        A 429/418 is honoured: nothing goes to the exchange before its Retry-After."""
+        fresh = row.id in self._sent_fresh and row.status == "pending"
+        self._sent_fresh.discard(row.id)
+        if not fresh:
+            found = await self.venue.lookup(row.intent.symbol, row.client_order_id)
+            if found is not None:
+                await self._follow(row, found)
+                return
+        pause = 0.5
+        for _ in range(SEND_ATTEMPTS):
+            try:
+                result = await self._send(row)
+            except UnknownOutcome as exc:
+                self.store.mark_unknown(row.id, str(exc), self.clock.now_ms())
+                wait = max(pause, exc.retry_after or 0.0)
+                self.log.warning(
+                    "order_outcome_unknown",
+                    symbol=row.intent.symbol,
+                    client_order_id=row.client_order_id,
+                    error=str(exc),
+                    lookup_in_s=wait,
+                )
+                await asyncio.sleep(wait)
+                pause = min(pause * 2, 8.0)
+                found = await self.venue.lookup(row.intent.symbol, row.client_order_id)
+                if found is not None:
+                    await self._follow(row, found)
+                    return
+                continue
+            except Rejected as exc:
+                self.store.mark_rejected(row.id, str(exc), self.clock.now_ms())
+                self.log.error(
+                    "follower_order_rejected",
+                    symbol=row.intent.symbol,
+                    side=row.intent.side,
+                    qty=row.intent.qty,
+                    client_order_id=row.client_order_id,
+                    error=str(exc),
+                )
+                return
+            await self._follow(row, result)
+            return
+        raise Temporary(f"{self.name}: order {row.client_order_id} still unresolved")
+
+    async def _follow(self, row: IntentRow, result: OrderResult) -> None:
+        """Records a final order; one the exchange still holds open (NEW, PARTIALLY_FILLED) stays `working`
+        and is looked at again until it is final: its later fills are the follower's position too."""
+        pause = 0.2
+        for _ in range(FOLLOW_ATTEMPTS):
+            if result.status != "open":
+                self._record(row, result)
+                return
+            if row.status != "working":
+                self.store.mark_working(row.id, result.order_id, self.clock.now_ms())
+                self.log.info(
+                    "follower_order_working",
+                    symbol=row.intent.symbol,
+                    client_order_id=row.client_order_id,
+                    order_id=result.order_id,
+                    filled=result.filled,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+            found = await self.venue.lookup(row.intent.symbol, row.client_order_id)
+            if found is None:
+                raise Temporary(f"{self.name}: order {row.client_order_id} was open and is not found")
+            result = found
+        raise Temporary(f"{self.name}: order {row.client_order_id} is still open on the exchange")
+
+    async def _send(self, row: IntentRow) -> OrderResult:
+        intent = row.intent
+        if intent.leg is Leg.OPEN:
+            await self._ensure_leverage(intent.symbol)
+        self.log.info(
+            "follower_order_submitted",
+            symbol=intent.symbol,
+            side=intent.side,
+            qty=intent.qty,
+            reduce_only=intent.reduce_only,
+            leg=intent.leg.value,
+            lead_change=row.seq,
+            kind=row.kind,
+            client_order_id=row.client_order_id,
+        )
+        return await self.venue.place(intent.symbol, intent.side, intent.qty, intent.reduce_only, row.client_order_id)
+
+    async def _ensure_leverage(self, symbol: str) -> None:
+        if self.store.leverage_set(self.name, symbol) != self.config.max_leverage:
+            await self.venue.set_leverage(symbol, self.config.max_leverage)
+            self.store.record_leverage(self.name, symbol, self.config.max_leverage)
+
+    def _record(self, row: IntentRow, result: OrderResult) -> None:
+        status = "filled" if result.filled == row.intent.qty else ("partial" if result.filled else "expired")
+        self.store.record_outcome(
+            row,
+            status,
+            result.order_id,
+            result.filled,
+            result.average,
+            self.clock.now_ms(),
+            update_position=row.kind in MOVES_EXPECTED,
+        )
+        self.log.info(
+            "follower_order_filled",
+            symbol=row.intent.symbol,
+            side=row.intent.side,
+            qty=result.filled,
+            price=result.average,
+            status=status,
+            order_id=result.order_id,
+            client_order_id=row.client_order_id,
+            lead_change=row.seq,
+            kind=row.kind,
+        )

@@ -1,0 +1,76 @@
+"""Reconciliation (SPEC 5): a follower's account against what its own fills add up to; differences are manual
+intervention, logged and undone. Orders the bot did not place, conditional ones included, are cancelled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.core.model import ZERO, Market, Plan
+from bot.core.sync import plan_correction, reconcile_target
+from bot.engine.orders import RECONCILE, OrderSender
+from bot.venue.ccxt_venue import AccountVenue
+
+
+async def cancel_orders(venue: AccountVenue, log: Any, keep_prefix: str | None) -> int:
+    """Cancels the account's open orders but those whose client id starts with `keep_prefix` (the bot's own;
+    None: cancels all), and every conditional (algo) order: the bot never places one. Returns how many."""
+    cancelled = 0
+    for symbol, order_id, cid in await venue.open_orders():
+        if keep_prefix is not None and cid.startswith(keep_prefix):
+            continue
+        if keep_prefix is not None:
+            log.warning("manual_intervention_detected", symbol=symbol, kind="foreign_open_order", order_id=order_id)
+        await venue.cancel(symbol, order_id)
+        cancelled += 1
+    for symbol, algo_id, _ in await venue.open_algo_orders():
+        log.warning("manual_intervention_detected", symbol=symbol, kind="conditional_order", algo_id=algo_id)
+        await venue.cancel_algo(algo_id)
+        cancelled += 1
+    return cancelled
+
+
+class Reconciler:
+    def __init__(self, orders: OrderSender, markets: Mapping[str, Market]) -> None:
+        self.orders = orders
+        self.markets = markets
+        self.name = orders.name
+        self.venue = orders.venue
+        self.store = orders.store
+        self.clock = orders.clock
+        self.log = orders.log
+
+    async def reconcile(self) -> int:
+        """The exchange against what our own fills add up to. Returns the corrections made."""
+        await self.orders.resolve_unfinished()
+        actual = {s: q for s, (q, _) in (await self.venue.positions()).items()}
+        expected = self.store.follower_positions(self.name)
+        lead = self.store.lead_positions()
+        row = self.store.follower(self.name)
+        caught_up = row is not None and row.last_seq >= self.store.last_seq()
+        corrections = await cancel_orders(self.venue, self.log, f"cb-{self.store.epoch}-")
+        seq = self.clock.now_ms()
+        for symbol in sorted(set(actual) | set(expected)):
+            if symbol not in self.markets:
+                continue
+            target = reconcile_target(expected.get(symbol, ZERO), symbol in lead, caught_up)
+            have = actual.get(symbol, ZERO)
+            if have == target and target == expected.get(symbol, ZERO):
+                continue
+            if have != target:
+                self.log.warning(
+                    "manual_intervention_detected", symbol=symbol, kind="position", expected=target, actual=have
+                )
+                intents = plan_correction(symbol, target, have, self.markets[symbol])
+                if intents:
+                    await self.orders.journal_plan(RECONCILE, seq, Plan(intents=intents))
+                    await self.orders.execute(RECONCILE, seq)
+            self.store.set_follower_position(self.name, symbol, target)
+            corrections += 1
+            seq += 1
+        self.log.info(
+            "reconcile_completed",
+            corrections=corrections,
+            positions={s: str(q) for s, q in self.store.follower_positions(self.name).items()},
+        )
+        return corrections
