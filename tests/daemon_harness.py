@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -203,3 +205,34 @@ async def client_ids_are_unique(paper: Paper, name: str) -> int:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert duplicates == [], f"{name}: client order ids sent for two orders: {duplicates}"
     return len(orders)
+
+
+def follower_states(tmp_path: Path) -> dict[str, str]:
+    """Each follower's state as the daemon's SQLite state holds it (read-only)."""
+    with contextlib.closing(sqlite3.connect(tmp_path / "state" / "copybot.sqlite3")) as db:
+        return dict(db.execute("SELECT name, state FROM followers"))
+
+
+def rewrite(config: Path, old: str, new: str) -> None:
+    text = config.read_text()
+    assert old in text, f"{old!r} not in the config"
+    config.write_text(text.replace(old, new))
+
+
+def drop_follower(config: Path, name: str) -> None:
+    """Removes one follower's block from a config written by `write_config`."""
+    text = config.read_text()
+    start = text.index(f'[[followers]]\nname = "{name}"')
+    end = text.find("\n[", start + 1)
+    config.write_text(text[:start] + (text[end + 1 :] if end != -1 else ""))
+
+
+async def hup(daemon: Daemon) -> None:
+    """SIGHUP, then waits for the reload to be applied."""
+    reloaded = len(daemon.named("config_reloaded"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    await daemon.wait_event("config_reloaded", count=reloaded + 1)
+
+
+async def fault(paper: Paper, **spec: Any) -> None:
+    await paper.control("POST", "/faults", spec)

@@ -25,6 +25,7 @@ class CloseOut:
 
     def begin(self, final_state: str, reason: str) -> None:
         """Durably: copying stops, every unfinished intent is abandoned (never sent), the follower is closing."""
+        self.orders.opens_halted = True
         abandoned = self.store.begin_close_out(self.name, final_state, reason, self.clock.now_ms())
         self.rounds = 0
         self.log.warning(

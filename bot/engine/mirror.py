@@ -64,6 +64,11 @@ class FollowerMirror:
         # that hundreds of balance requests never line up with (and slow) a fan-out
         self._stop_loss_age_ms = int(config.stop_loss_max_age_ms * (1 + phase(self.name) / 2))
 
+    def request_end(self, state: str, reason: str) -> None:
+        """Close out and stop (the worker's next step); from now on no open leaves for this follower."""
+        self.end_request = (state, reason)
+        self.orders.opens_halted = True
+
     def set_max_leverage(self, max_leverage: Decimal) -> None:
         """A reloaded `protection.max_leverage`: the cap of every later open, and the leverage set before it."""
         self.config.max_leverage = max_leverage
@@ -89,6 +94,7 @@ class FollowerMirror:
         if self.settings.email:
             self.store.set_email(self.name, self.settings.email)
         self._equity = None
+        self.orders.opens_halted = self.end_request is not None
         self.log.info(
             "follower_activated",
             investment=row.investment,

@@ -31,6 +31,10 @@ SEND_ATTEMPTS = 8
 FOLLOW_ATTEMPTS = 6  # looks at an order the exchange holds open before the worker moves on and comes back
 
 
+class OpensHalted(Exception):
+    """A close-out was requested while an open was being driven: it is left for the close-out to abandon."""
+
+
 @dataclass(slots=True)
 class OrderConfig:
     max_leverage: Decimal
@@ -50,6 +54,7 @@ class OrderSender:
         self.log = log
         self.journal: PlanJournal | None = None  # shared group commit, set by the runtime
         self._sent_fresh: set[int] = set()  # intents planned by this process: never sent before it
+        self.opens_halted = False  # set when a close-out is requested: no open leaves after that
 
     @property
     def number(self) -> int:
@@ -94,6 +99,8 @@ class OrderSender:
                 return
         pause = 0.5
         for _ in range(SEND_ATTEMPTS):
+            if self.opens_halted and row.intent.leg is Leg.OPEN:
+                raise OpensHalted(row.client_order_id)
             try:
                 result = await self._send(row)
             except UnknownOutcome as exc:

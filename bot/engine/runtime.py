@@ -16,6 +16,7 @@ from bot.engine.journal import PlanJournal
 from bot.engine.lead import LeadPoller, LeadStream
 from bot.engine.lifecycle import Lifecycle, protection_of
 from bot.engine.mirror import FollowerMirror, MirrorConfig
+from bot.engine.orders import OpensHalted
 from bot.engine.prices import MarkPrices
 from bot.engine.settle import Settler
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
@@ -340,6 +341,8 @@ class Runtime:
                 if row is not None and row.state == "closing":
                     raise _NotFlat
                 backoff = 1.0
+            except OpensHalted:
+                continue  # a close-out was requested mid-way: it starts at once
             except (VenueError, _NotFlat) as exc:
                 if isinstance(exc, VenueError):
                     event = "follower_account_failed" if isinstance(exc, Fatal) else "follower_sync_failed"
@@ -441,7 +444,7 @@ class Runtime:
             mirror.set_max_leverage(settings.protection.max_leverage)
         for name in old.keys() - new.keys():
             self.log.info("follower_removed", follower=name)
-            self.mirrors[name].end_request = ("ended", "removed from the configuration")
+            self.mirrors[name].request_end("ended", "removed from the configuration")
             self._wakes[name].set()
         for name, follower in new.items():
             if name in self.mirrors and name in old:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from tests.conftest import BTC, ETH
 from tests.daemon_harness import (
-    Daemon,
     client_ids_are_unique,
+    follower_states,
+    hup,
     paper_accounts,
     positions,
+    rewrite,
     start_daemon,
     wait_positions,
     write_config,
@@ -21,11 +23,6 @@ from tests.daemon_harness import (
 from tests.paper_harness import running_paper
 
 D = Decimal
-
-
-def follower_states(tmp_path: Path) -> dict[str, str]:
-    with sqlite3.connect(tmp_path / "state" / "copybot.sqlite3") as db:
-        return dict(db.execute("SELECT name, state FROM followers"))
 
 
 def flows(tmp_path: Path, name: str) -> list[tuple[str, str]]:
@@ -105,18 +102,6 @@ async def test_a_lead_below_10000_activates_no_one(tmp_path: Path) -> None:
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.1")}})  # and copies the position it found
         assert len(daemon.named("lead_ineligible")) == 2  # logged when it starts and ends, not every poll
         assert await daemon.stop() == 0
-
-
-def rewrite(config: Path, old: str, new: str) -> None:
-    text = config.read_text()
-    assert old in text
-    config.write_text(text.replace(old, new))
-
-
-async def hup(daemon: Daemon) -> None:
-    reloaded = len(daemon.named("config_reloaded"))
-    daemon.proc.send_signal(signal.SIGHUP)
-    await daemon.wait_event("config_reloaded", count=reloaded + 1)
 
 
 async def test_investment_decrease_and_increase_through_sighup(tmp_path: Path) -> None:
