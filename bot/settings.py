@@ -5,19 +5,33 @@ Secrets never live in the file: it names the environment variables that hold the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 Environment = Literal["demo", "testnet", "live", "paper"]
+# reconciliation reads every follower's positions and orders: more often than this would be polling
+MIN_RECONCILE_INTERVAL_S = 5.0
 SUPPORTED_EXCHANGES = ("binanceusdm",)
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(Exception):
@@ -60,6 +74,11 @@ class AccountSettings(_Strict):
     def _paper_needs_url(self) -> AccountSettings:
         if self.environment == "paper" and not self.api_url.startswith(("http://", "https://")):
             raise ValueError("api_url (http:// or https://) is required for environment 'paper'")
+        if self.environment == "paper" and not is_loopback(self.api_url):
+            raise ValueError(
+                f"api_url {self.api_url!r}: environment 'paper' is the paper exchange on this machine (loopback);"
+                " a remote exchange is 'demo', 'testnet' or 'live' (which needs bot.allow_live)"
+            )
         return self
 
 
@@ -74,7 +93,7 @@ class FollowerSettings(AccountSettings):
 class BotSettings(_Strict):
     state_dir: Path = Path("var")
     poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
-    reconcile_interval_s: float = Field(default=30, gt=0)
+    reconcile_interval_s: float = Field(default=30, ge=MIN_RECONCILE_INTERVAL_S)
     heartbeat_interval_s: float = Field(default=30, gt=0)
     lead_source: Literal["poll", "stream"] = "poll"
     log_format: Literal["json", "console"] = "json"
@@ -92,6 +111,13 @@ class ProtectionSettings(_Strict):
     profit_share: Decimal = Field(default=Decimal("0.70"), ge=0, le=1)
     fee_rebate: Decimal = Field(default=Decimal("0.70"), ge=0, le=1)
     max_leverage: Decimal = Field(default=Decimal(5), ge=1, le=125)
+
+    @field_validator("max_leverage")
+    @classmethod
+    def _whole(cls, value: Decimal) -> Decimal:
+        if value != value.to_integral_value():
+            raise ValueError("max_leverage must be a whole number (exchanges set leverage in whole steps)")
+        return value
 
     @model_validator(mode="after")
     def _protected_bounds(self) -> ProtectionSettings:
@@ -177,7 +203,40 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_problems(exc)) from None
-    return resolve_secrets(settings, os.environ if environ is None else environ)
+    settings = resolve_secrets(settings, os.environ if environ is None else environ)
+    problems = account_conflicts(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _paths(settings: Settings) -> list[tuple[str, AccountSettings]]:
+    out: list[tuple[str, AccountSettings]] = [("lead", settings.lead)] if settings.lead is not None else []
+    out += [(f"followers.{i}", f) for i, f in enumerate(settings.followers)]
+    return out + ([("treasury", settings.treasury)] if settings.treasury is not None else [])
+
+
+def account_conflicts(settings: Settings) -> list[tuple[str, str]]:
+    """Accounts that could trade the wrong account: a key variable or key value shared by two accounts, a
+    treasury named like a trading account. Each with the field's path."""
+    problems: list[tuple[str, str]] = []
+    accounts = _paths(settings)
+    for index, (path, account) in enumerate(accounts):
+        for other_path, other in accounts[:index]:
+            for field in ("api_key_env", "api_secret_env"):
+                if getattr(account, field) in (other.api_key_env, other.api_secret_env):
+                    problems.append((f"{path}.{field}", f"{getattr(account, field)} is also {other_path}'s"))
+            if account.credentials is not None and other.credentials is not None:
+                mine = {
+                    account.credentials.api_key.get_secret_value(),
+                    account.credentials.api_secret.get_secret_value(),
+                }
+                theirs = {other.credentials.api_key.get_secret_value(), other.credentials.api_secret.get_secret_value()}
+                if mine & theirs - {""}:
+                    problems.append((f"{path}.api_key_env", f"its key or secret is also {other_path}'s"))
+    if settings.treasury is not None and settings.treasury.name in {a.name for a in settings.accounts()}:
+        problems.append(("treasury.name", f"{settings.treasury.name!r} is also a trading account's name"))
+    return problems
 
 
 def resolve_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:

@@ -15,7 +15,8 @@ from bot.paper import errors
 
 FaultKind = Literal["429", "418", "503", "delay", "drop", "reject", "queue"]
 KINDS = ("429", "418", "503", "delay", "drop", "reject", "queue")
-QUEUE_KEY = "paper_queue_s"  # set on a request whose order waits `delay_s` in the matching engine
+# set on a request whose order waits `delay_s` in the matching engine
+QUEUE_KEY = web.RequestKey("paper_queue_s", float)
 # what Binance answers a market order in a fast market: the default of a "reject" fault
 PERCENT_PRICE = (-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit.")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -67,6 +67,25 @@ def lead_line(store: Store, settings: Settings) -> str:
     )
 
 
+def transfers_line(store: Store) -> str:
+    """Settlement transfers by status; the ones that need attention are listed with their last error."""
+    transfers = store.settlement.transfers()
+    if not transfers:
+        return "transfers: none"
+    counts: dict[str, int] = {}
+    for t in transfers:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    lines = ["transfers: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))]
+    for t in transfers:
+        if t.status in ("pending", "failed"):
+            retry = " (`bot settle --retry` once fixed)" if t.status == "failed" else ""
+            lines.append(
+                f"  {t.status} {t.client_tran_id}: {t.kind} {t.amount:.2f} {t.from_account} -> {t.to_account}, "
+                f"{t.attempts} attempt(s){retry}: {t.error or '-'}"
+            )
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, str]]) -> str:
     if not rows:
         return "no followers recorded yet"
@@ -83,7 +102,7 @@ def render_status(settings: Settings) -> str:
         return f"no state at {path}: the daemon has not run with this configuration yet"
     store = Store(path)
     try:
-        head = [f"state: {path}", lead_line(store, settings)]
+        head = [f"state: {path}", lead_line(store, settings), transfers_line(store)]
         return "\n".join(head) + "\n" + table(follower_rows(store, settings))
     finally:
         store.close()

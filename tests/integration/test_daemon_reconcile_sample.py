@@ -19,7 +19,7 @@ D = Decimal
 
 async def test_reconciliation_undoes_manual_positions_and_foreign_orders(tmp_path: Path) -> None:
     async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
-        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, bot={"reconcile_interval_s": 0.5})
+        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, bot={"reconcile_interval_s": 5})
         daemon = await start_daemon(config, env)
         await paper.client("lead").create_order(ETH, "market", "buy", 2)
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
@@ -27,7 +27,7 @@ async def test_reconciliation_undoes_manual_positions_and_foreign_orders(tmp_pat
         await hand.create_order(BTC, "market", "buy", 0.003)
         await hand.create_order(ETH, "market", "buy", 0.1)
         await hand.create_order(ETH, "limit", "buy", 0.01, 2500)
-        await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})  # restored; BTC closed (the lead is flat)
+        await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}}, 30)  # restored; BTC closed (the lead is flat)
         kinds = {(e["kind"], e["symbol"]) for e in await daemon.wait_event("manual_intervention_detected", 3)}
         assert kinds == {("position", "BTCUSDT"), ("position", "ETHUSDT"), ("foreign_open_order", "ETHUSDT")}
         assert (await paper.state("f1"))["open_orders"] == []

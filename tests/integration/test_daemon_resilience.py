@@ -36,6 +36,18 @@ async def test_bad_config_exits_2_naming_the_field_and_trades_nothing(tmp_path: 
         assert (await paper.state("f1"))["orders"] == [] and (await paper.state("lead"))["orders"] == []
 
 
+async def test_a_symbol_that_is_no_market_id_of_the_exchange_exits_2_naming_it(tmp_path: Path) -> None:
+    async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
+        followers = {"f1": {"investment": 1000, "symbols": ["ETHUSDT", "BTC/USDT:USDT"]}}
+        config, env = write_config(tmp_path, paper.url, followers)
+        daemon = await start_daemon(config, env, started=False)
+        assert await asyncio.wait_for(daemon.proc.wait(), 30) == 2
+        await daemon.stop()
+        (failed,) = daemon.named("startup_failed")
+        assert failed["problems"][0].startswith("followers.0.symbols.1: 'BTC/USDT:USDT' is not a market id")
+        assert (await paper.state("f1"))["orders"] == []
+
+
 async def test_unreachable_account_at_startup_exits_non_zero_naming_it(tmp_path: Path) -> None:
     async with running_paper(paper_accounts("10000", {"f1": "1000", "f2": "1000"})) as paper:
         await paper.control("POST", "/accounts/f2/key", {"enabled": False})

@@ -135,6 +135,11 @@ async def test_a_restart_between_recording_and_transfer_moves_money_once(tmp_pat
         history = await paper.client("master").sapiGetSubAccountUniversalTransfer({"clientTranId": done["transfer_id"]})
         assert history["totalCount"] == 1  # executed once, found by its id instead of being sent again
         assert await paper.wallet("f1") == D(1020) and await paper.wallet("lead") == D(9980)
+        # the cycle is completed by the daemon that finished its transfer, and its reports say so
+        completed = await restarted.wait_event("settlement_completed")
+        (cycle,) = [e for e in completed if e["transfers_done"] == "1"]
+        assert cycle["transfers_pending"] == "0" and cycle["transfers_failed"] == "0"
+        assert [t["status"] for t in report(tmp_path, cycle["cycle"])["transfers"]] == ["done"]
         assert await restarted.stop() == 0
 
 
@@ -177,7 +182,11 @@ async def test_bot_settle_refuses_a_malformed_or_unfinished_cycle(tmp_path: Path
     from tests.daemon_harness import bot_process
 
     config, env = write_config(tmp_path, "http://127.0.0.1:9", {"f1": {"investment": 1000}})
-    for cycle, message in (("nonsense", "is not a cycle id"), ("2999-W01", "is not over")):
+    for cycle, message in (
+        ("nonsense", "is not a cycle id"),
+        ("2999-W01", "is not over"),
+        ("S0-1", "is not a cycle id"),
+    ):
         proc = await bot_process("settle", "--config", str(config), "--cycle", cycle, env=env)
         _, err = await proc.communicate()
         assert proc.returncode == 2 and message in err.decode()
