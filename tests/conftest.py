@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.daemon_harness import kill_leftovers
 from tests.paper_harness import Paper, running_paper
 
 BTC = "BTC/USDT:USDT"
@@ -15,3 +16,10 @@ SOL = "SOL/USDT:USDT"
 async def paper() -> AsyncIterator[Paper]:
     async with running_paper() as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+async def no_daemon_outlives_its_test() -> AsyncIterator[None]:
+    """A test that fails half-way leaves no `bot run` process behind (it would trade on, unwatched)."""
+    yield
+    await kill_leftovers()

@@ -168,6 +168,7 @@ async def slow_orders(paper: Paper, names: Iterable[str], delay_s: float, count:
 async def start_daemon(config: Path, env: dict[str, str], started: bool = True) -> Daemon:
     proc = await bot_process("run", "--config", str(config), env=env, merge_stderr=True)
     daemon = Daemon(proc)
+    RUNNING.append(daemon)
     daemon.reader = asyncio.create_task(daemon._read())
     if started:
         await daemon.wait_event("daemon_started")
@@ -236,3 +237,13 @@ async def hup(daemon: Daemon) -> None:
 
 async def fault(paper: Paper, **spec: Any) -> None:
     await paper.control("POST", "/faults", spec)
+
+
+RUNNING: list[Daemon] = []  # every daemon a test started: killed at its end if still running (see conftest)
+
+
+async def kill_leftovers() -> None:
+    while RUNNING:
+        daemon = RUNNING.pop()
+        if daemon.proc.returncode is None:
+            await daemon.kill()

@@ -165,6 +165,30 @@ async def grow_the_lead(exchange: PaperExchange, say: Any) -> None:
     say("lead deposits 3,000 USDT: capacity grows, dave's 90,000 now fits")
 
 
+async def price_shock(exchange: PaperExchange, lead: Any, runtime: Runtime, say: Any) -> None:
+    """A shock against the lead's largest position, once bob holds his copy of it, big enough to cross bob's
+    1.5 % stop loss; then waits (bounded) until bob is stopped: the demo shows it on a slow machine too."""
+    deadline = time.monotonic() + 20
+    market_id, bob_notional = "", Decimal(0)
+    while time.monotonic() < deadline:
+        positions = await lead.fetch_positions()
+        if positions:
+            market_id = max(positions, key=lambda p: abs(float(p["notional"] or 0)))["info"]["symbol"]
+            held = exchange.ledger.accounts["bob"].positions.get(market_id)
+            bob_notional = abs(held.amount) * exchange.ledger.prices[market_id].last if held else Decimal(0)
+            if bob_notional > 0:
+                break
+        await asyncio.sleep(0.2)
+    threshold = Decimal(FOLLOWERS[1][1]) * STOP_LOSS_PCT["bob"] / 100
+    pct = max(Decimal(12), min(Decimal(50), 200 * threshold / bob_notional)) if bob_notional else Decimal(12)
+    await move_price(exchange, lead, say, -pct.quantize(Decimal(1)), "price shock")
+    while time.monotonic() < deadline + 20:
+        row = runtime.settler.store.follower("bob") if hasattr(runtime, "settler") else None
+        if row is not None and row.state in ("closing", "stopped_loss"):
+            return
+        await asyncio.sleep(0.2)
+
+
 async def move_price(exchange: PaperExchange, lead: Any, say: Any, pct: Decimal, what: str) -> None:
     """Moves the price of the lead's largest position by `pct` in the lead's favour (negative: against it)."""
     positions = await lead.fetch_positions()
@@ -226,7 +250,7 @@ async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
             await asyncio.sleep(seconds * 0.3)
             await grow_the_lead(exchange, say)
             await asyncio.sleep(seconds * 0.2)
-            await move_price(exchange, lead, say, Decimal(-12), "price shock")  # everyone loses; bob's stop hits
+            await price_shock(exchange, lead, runtime, say)  # everyone loses; bob's stop hits
             await until_next_cycle(cycle_seconds, 0.5)
             await move_price(exchange, lead, say, Decimal(10), "rebound")  # a winning cycle: profit is shared
             await settled(runtime, short_cycle_of(datetime.now(UTC), cycle_seconds).id, 4 * cycle_seconds)

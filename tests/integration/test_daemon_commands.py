@@ -64,4 +64,4 @@ async def test_demo_runs_with_no_keys_and_prints_its_table(tmp_path: Path) -> No
     settled = [line.split() for line in out.splitlines() if line.startswith("  S") and "compensation" in line]
     assert any(Decimal(row[2].rstrip(",")) > 0 for row in settled)
     assert any(Decimal(row[5]) > 0 for row in settled)
-    assert "| transfer id | kind | from | to | amount | status |" in out and "| done |" in out
+    assert "| transfer id | kind | from | to | amount | status | attempts |" in out and "| done |" in out
