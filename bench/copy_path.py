@@ -87,6 +87,7 @@ class Setup:
         return {
             "accounts": accounts,
             "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
+            "limits": {"enabled": False},  # measures speed, not the budget (issue #10 adds a budget benchmark)
             "commission": {"maker": "0", "taker": "0"},
         }
 

@@ -43,6 +43,7 @@ def accounts_file(count: int) -> dict[str, Any]:
             for i in range(count)
         ],
         "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
+        "limits": {"enabled": False},  # measures speed, not the budget (issue #10 adds a budget benchmark)
     }
 
 

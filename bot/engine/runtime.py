@@ -374,11 +374,13 @@ class Runtime:
         if self.clock.now_ms() >= next_reconcile:
             await mirror.reconcile()
             reconciled = True
-        copied = await mirror.catch_up(self.stopping)
+        copied = await mirror.catch_up(self.stopping)  # checks the stop loss before each plan
         # after copying, check with the equity in hand: a balance request per follower right after a
         # fan-out would compete with the other followers' orders; the next poll refreshes it
-        if await mirror.check_stop_loss(cached=copied > 0):
-            await mirror.closeout.step()
+        await mirror.check_stop_loss(cached=copied > 0)
+        after = store.follower(mirror.name)
+        if after is not None and after.state == "closing":
+            await mirror.closeout.step()  # the stop loss just hit: the first round goes out at once
         return reconciled
 
     async def _coordinate(self, store: Store, poller: LeadPoller) -> None:

@@ -12,9 +12,11 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from bot.paper import errors, wire
 from bot.paper.faults import Fault
+from bot.paper.limits import LimitSettings
 from bot.paper.state import Account
 
 if TYPE_CHECKING:
@@ -61,6 +63,9 @@ class ControlApi:
         r.add_post("/_paper/prices", self.set_prices)
         r.add_post("/_paper/random-walk", self.random_walk)
         r.add_post("/_paper/funding", self.funding)
+        r.add_get("/_paper/limits", self.get_limits)
+        r.add_post("/_paper/limits", self.set_limits)
+        r.add_delete("/_paper/limits", self.reset_limits)
         r.add_get("/_paper/faults", self.list_faults)
         r.add_post("/_paper/faults", self.add_fault)
         r.add_delete("/_paper/faults", self.clear_faults)
@@ -75,6 +80,23 @@ class ControlApi:
 
     async def health(self, request: web.Request) -> web.Response:
         return _reply({"status": "ok"})
+
+    async def get_limits(self, request: web.Request) -> web.Response:
+        """The limits in force and what each IP and account used: weight this minute, peak, per minute."""
+        return _reply(self.x.limits.usage())
+
+    async def set_limits(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            self.x.limits.settings = LimitSettings.model_validate({**self.x.limits.settings.model_dump(), **body})
+        except ValidationError as exc:
+            raise web.HTTPBadRequest(text=json.dumps({"error": f"bad limits: {exc}"})) from None
+        return _reply(self.x.limits.usage())
+
+    async def reset_limits(self, request: web.Request) -> web.Response:
+        """Forgets every count, 429 back-off and ban."""
+        self.x.limits.reset()
+        return _reply(self.x.limits.usage())
 
     async def list_faults(self, request: web.Request) -> web.Response:
         return _reply({"faults": self.x.faults.listing()})

@@ -56,6 +56,8 @@ def _accounts() -> dict[str, Any]:
         ],
         "master": {"api_key": "demo-master-key", "api_secret": "demo-master-secret", "email": "master@paper.local"},
         "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
+        # without limits until the daemon's request budget lands (issue #10): it polls followers today
+        "limits": {"enabled": False},
     }
 
 

@@ -180,3 +180,7 @@ def too_many_requests() -> BinanceError:
 
 def ip_banned() -> BinanceError:
     return BinanceError(-1003, "Way too many requests; IP banned until 1800000000000.", 418)
+
+
+def too_many_orders(limit: str) -> BinanceError:
+    return BinanceError(-1015, f"Too many new orders; current limit is {limit}.", 429)

@@ -19,6 +19,7 @@ from bot.paper.api import BinanceApi
 from bot.paper.control import ControlApi
 from bot.paper.faults import Faults
 from bot.paper.ledger import Ledger
+from bot.paper.limits import Limits, LimitSettings
 from bot.paper.markets import DEFAULT_MARKETS, synthetic_markets
 from bot.paper.state import Account
 from bot.paper.userstream import UserStreams
@@ -74,6 +75,7 @@ class PaperConfig(BaseModel):
     prices: dict[str, Decimal] = Field(default_factory=dict)
     commission: Commission = Field(default_factory=Commission)
     funding: Funding | None = None
+    limits: LimitSettings = Field(default_factory=LimitSettings)  # Binance's, on by default
 
     @classmethod
     def load(cls, path: Path) -> PaperConfig:
@@ -108,9 +110,10 @@ class PaperExchange:
             master_key = config.master.api_key
             self.add_account({"name": "master", **config.master.model_dump()})
         self.faults = Faults()
+        self.limits = Limits(config.limits, clock_ms)
         self.api = BinanceApi(self.ledger, self.streams, master_key)
         self.control = ControlApi(self)
-        self.app = web.Application(middlewares=[self.control.guard, self.faults.middleware])
+        self.app = web.Application(middlewares=[self.control.guard, self.limits.middleware, self.faults.middleware])
         self.api.add_to(self.app)
         self.control.add_to(self.app)
         self._runner: web.AppRunner | None = None

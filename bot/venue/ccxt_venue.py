@@ -52,7 +52,7 @@ def translate(exc: Exception, client: Any, writing: bool) -> VenueError:
         return Fatal(message)
     if isinstance(exc, ccxt.OrderNotFound):
         return NotFound(message)
-    if isinstance(exc, ccxt.DDoSProtection):
+    if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
         wait = _retry_after(client)
         return UnknownOutcome(message, wait) if writing else RateLimited(message, wait)
     if isinstance(exc, ccxt.InvalidNonce):
