@@ -101,6 +101,7 @@ class BotSettings(_Strict):
     shutdown_grace_s: float = Field(default=10, gt=0)
     request_timeout_ms: int = Field(default=10_000, ge=100, le=120_000)
     lead_auth_grace_s: float = Field(default=300, gt=0)
+    max_weight_share: float = Field(default=0.5, gt=0, le=1)  # of the exchange's per-IP request weight (SPEC 12)
 
 
 class ProtectionSettings(_Strict):

@@ -8,14 +8,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import ccxt.async_support as ccxt
-
 from bot.core.model import ZERO, lead_fill_price
 from bot.engine.clock import Clock
 from bot.engine.prices import MarkPrices
 from bot.store.db import Store, StoredChange
 from bot.venue.ccxt_venue import AccountVenue
 from bot.venue.errors import Fatal, VenueError
+from bot.venue.stream import PositionStream
 
 LEAD_LEVERAGE_LOCK = Decimal(5)
 
@@ -138,7 +137,7 @@ class LeadPoller:
 
 
 class LeadStream:
-    """`lead_source = "stream"`: ccxt.pro's user data stream wakes the lead poller at once.
+    """`lead_source = "stream"`: the lead's user data stream wakes the lead poller at once.
 
     REST stays the truth: every stream event is confirmed by a REST read of the lead's positions before
     anything is copied, and REST runs right after any stream error or reconnect and every
@@ -148,15 +147,13 @@ class LeadStream:
 
     def __init__(
         self,
-        make_client: Callable[[], Any],
-        markets: Any,
+        open_stream: Callable[[], PositionStream],
         poller: LeadPoller,
         clock: Clock,
         log: Any,
         reconcile_interval_s: float,
     ) -> None:
-        self.make_client = make_client
-        self.markets = markets
+        self.open_stream = open_stream
         self.poller = poller
         self.clock = clock
         self.log = log.bind(account="lead")
@@ -166,10 +163,9 @@ class LeadStream:
         backoff = 0.5
         down_since: int | None = None
         while not stopping.is_set():
-            client = self.make_client()
-            client.set_markets_from_exchange(self.markets)
+            stream = self.open_stream()
             try:
-                await self._next_event(client, stopping)  # the first watch subscribes (after a REST snapshot)
+                await stream.next_change(stopping)  # the first watch subscribes (after a REST snapshot)
                 if down_since is None:
                     self.log.info("stream_connected")
                 else:
@@ -179,35 +175,19 @@ class LeadStream:
                 await self.poller.poll_once()  # whatever happened while connecting or down
                 backoff = 0.5
                 while not stopping.is_set():
-                    await self._next_event(client, stopping)
+                    await stream.next_change(stopping)
                     await self.poller.poll_once()
-            except (ccxt.BaseError, OSError, VenueError) as exc:
+            except VenueError as exc:
                 if stopping.is_set():
                     break
                 self.poller.interval_s = self.poller.poll_interval_s
                 if down_since is None:
                     down_since = self.clock.now_ms()
-                    self.log.warning("stream_disconnected", error=f"{type(exc).__name__}: {exc}"[:300])
+                    self.log.warning("stream_disconnected", error=str(exc)[:300])
                 with contextlib.suppress(VenueError):
                     await self.poller.poll_once()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
-                with contextlib.suppress(Exception):
-                    await client.close()
-
-    @staticmethod
-    async def _next_event(client: Any, stopping: asyncio.Event) -> None:
-        watch = asyncio.ensure_future(client.watch_positions())
-        stop = asyncio.ensure_future(stopping.wait())
-        try:
-            await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not watch.done():
-                watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await watch
-        if watch.done() and not watch.cancelled():
-            watch.result()  # raises the stream's error
+                await stream.close()

@@ -22,6 +22,7 @@ from bot.engine.prices import MarkPrices
 from bot.engine.reconcile import Reconciler
 from bot.settings import FollowerSettings
 from bot.store.db import Store, StoredChange
+from bot.venue.budget import Priority
 from bot.venue.ccxt_venue import AccountVenue
 
 
@@ -108,10 +109,12 @@ class FollowerMirror:
         return True
 
     async def copy_equity(self, fresh: bool = False, max_age_ms: int | None = None) -> Decimal:
+        """Account equity − reserve, read again when older than `max_age_ms` (default: the sizing age; a read
+        for sizing is on the copy path and goes before followers' other reads in the request budget)."""
         now = self.clock.now_ms()
         limit = self.config.equity_max_age_ms if max_age_ms is None else max_age_ms
         if fresh or self._equity is None or now - self._equity[1] > limit:
-            equity = await self.venue.equity()
+            equity = await self.venue.equity(Priority.LEAD if max_age_ms is None else None)
             self._equity = (equity, now)
             self.store.record_equity(self.name, equity, now)
         row = self.store.follower(self.name)

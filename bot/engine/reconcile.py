@@ -3,7 +3,7 @@ intervention, logged and undone. Orders the bot did not place, conditional ones 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot.core.model import ZERO, Market, Plan
@@ -12,21 +12,30 @@ from bot.engine.orders import RECONCILE, OrderSender
 from bot.venue.ccxt_venue import AccountVenue
 
 
-async def cancel_orders(venue: AccountVenue, log: Any, keep_prefix: str | None) -> int:
+async def cancel_orders(
+    venue: AccountVenue, log: Any, keep_prefix: str | None, symbols: Iterable[str] | None = None, algos: bool = True
+) -> int:
     """Cancels the account's open orders but those whose client id starts with `keep_prefix` (the bot's own;
-    None: cancels all), and every conditional (algo) order: the bot never places one. Returns how many."""
+    None: cancels all), and every conditional (algo) order: the bot never places one. With `symbols`, looks
+    symbol by symbol (weight 1 each) instead of listing everything (weight 40); `algos=False` leaves the
+    algo listing out (it is only per symbol then). Returns how many it cancelled."""
     cancelled = 0
-    for symbol, order_id, cid in await venue.open_orders():
-        if keep_prefix is not None and cid.startswith(keep_prefix):
-            continue
-        if keep_prefix is not None:
-            log.warning("manual_intervention_detected", symbol=symbol, kind="foreign_open_order", order_id=order_id)
-        await venue.cancel(symbol, order_id)
-        cancelled += 1
-    for symbol, algo_id, _ in await venue.open_algo_orders():
-        log.warning("manual_intervention_detected", symbol=symbol, kind="conditional_order", algo_id=algo_id)
-        await venue.cancel_algo(algo_id)
-        cancelled += 1
+    listed = [None] if symbols is None else sorted(symbols)
+    for symbol in listed:
+        for market_id, order_id, cid in await venue.open_orders(symbol):
+            if keep_prefix is not None and cid.startswith(keep_prefix):
+                continue
+            if keep_prefix is not None:
+                log.warning(
+                    "manual_intervention_detected", symbol=market_id, kind="foreign_open_order", order_id=order_id
+                )
+            await venue.cancel(market_id, order_id)
+            cancelled += 1
+    for symbol in [None] if algos else listed:
+        for market_id, algo_id, _ in await venue.open_algo_orders(symbol):
+            log.warning("manual_intervention_detected", symbol=market_id, kind="conditional_order", algo_id=algo_id)
+            await venue.cancel_algo(algo_id)
+            cancelled += 1
     return cancelled
 
 
@@ -43,12 +52,16 @@ class Reconciler:
     async def reconcile(self) -> int:
         """The exchange against what our own fills add up to. Returns the corrections made."""
         await self.orders.resolve_unfinished()
-        actual = {s: q for s, (q, _) in (await self.venue.positions()).items()}
+        held, symbols = await self.venue.account_symbols()
+        actual = {s: q for s, (q, _) in held.items()}
         expected = self.store.follower_positions(self.name)
         lead = self.store.lead_positions()
         row = self.store.follower(self.name)
         caught_up = row is not None and row.last_seq >= self.store.last_seq()
-        corrections = await cancel_orders(self.venue, self.log, f"cb-{self.store.epoch}-")
+        # open orders symbol by symbol where the account has anything (position risk lists those) or should
+        watched = (symbols | set(expected)) & set(self.markets)
+        prefix = f"cb-{self.store.epoch}-"
+        corrections = await cancel_orders(self.venue, self.log, prefix, watched, algos=False)
         seq = self.clock.now_ms()
         for symbol in sorted(set(actual) | set(expected)):
             if symbol not in self.markets:

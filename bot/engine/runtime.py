@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import signal
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
@@ -21,9 +22,11 @@ from bot.engine.prices import MarkPrices
 from bot.engine.settle import Settler
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
-from bot.venue.ccxt_venue import AccountVenue, build_client, market_rules
+from bot.venue.budget import Budgets, Priority
+from bot.venue.ccxt_venue import AccountVenue, build_client, host_of, market_rules
 from bot.venue.errors import Fatal, VenueError
 from bot.venue.http import SharedHttp
+from bot.venue.stream import PositionStream
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
@@ -112,6 +115,7 @@ class Runtime:
             return EXIT_UNREACHABLE
         store = state_db(self.settings)
         self.venues: dict[str, AccountVenue] = {}
+        self.budgets = Budgets(self.settings.bot.max_weight_share, self.log)
         self.http = SharedHttp()
         try:
             return await self._run(store)
@@ -122,7 +126,13 @@ class Runtime:
             lock.close()
 
     def _venue(self, account: Any) -> AccountVenue:
-        venue = AccountVenue(account.name, build_client(account, self.settings.bot.request_timeout_ms, self.http))
+        """An account's venue, on its host's request budget (shared by every account on that host)."""
+        client = build_client(account, self.settings.bot.request_timeout_ms, self.http)
+        lead = self.settings.lead.name if self.settings.lead else None
+        treasury = self.settings.treasury.name if self.settings.treasury else None
+        priority = {lead: Priority.LEAD, treasury: Priority.SETTLEMENT}.get(account.name, Priority.FOLLOWER)
+        budget = self.budgets.for_host(host_of(client))
+        venue = AccountVenue(account.name, client, budget=budget, priority=priority)
         self.venues[account.name] = venue
         return venue
 
@@ -229,9 +239,9 @@ class Runtime:
         if self.settings.bot.lead_source != "stream":
             return
         timeout = self.settings.bot.request_timeout_ms
+        markets_from = self.market_source.client
         stream = LeadStream(
-            lambda: build_client(lead, timeout, stream=True),
-            self.market_source.client,
+            lambda: PositionStream(lambda: build_client(lead, timeout, stream=True), markets_from),
             poller,
             self.clock,
             self.log,
@@ -505,7 +515,9 @@ class Runtime:
                 follower_lag=lag,
                 max_lag=max(lag.values(), default=0),
                 states={r.name: r.state for r in rows},
+                request_weight=self.budgets.summary(),
             )
+            store.set_meta("request_weight", json.dumps(self.budgets.summary()))
 
 
 class _NotFlat(Exception):

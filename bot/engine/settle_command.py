@@ -14,7 +14,8 @@ from bot.engine.runtime import lock_state, state_db
 from bot.engine.settle import Settler
 from bot.settings import Settings
 from bot.store.db import Store
-from bot.venue.ccxt_venue import AccountVenue, build_client
+from bot.venue.budget import Budgets, Priority
+from bot.venue.ccxt_venue import AccountVenue, build_client, host_of
 from bot.venue.errors import VenueError
 
 EXIT_BAD_CYCLE = 2
@@ -58,7 +59,12 @@ async def settle_command(settings: Settings, cycle_id: str | None, retry: bool =
 
 async def _settle_due(settings: Settings, store: Store, clock: SystemClock, until_ms: int | None, retry: bool) -> None:
     accounts = [*settings.accounts(), *([settings.treasury] if settings.treasury else [])]
-    venues = {a.name: AccountVenue(a.name, build_client(a, settings.bot.request_timeout_ms)) for a in accounts}
+    budgets = Budgets(settings.bot.max_weight_share, logs.get())
+    venues = {}
+    for account in accounts:
+        client = build_client(account, settings.bot.request_timeout_ms)
+        budget = budgets.for_host(host_of(client))
+        venues[account.name] = AccountVenue(account.name, client, budget=budget, priority=Priority.SETTLEMENT)
     try:
         settler = Settler(settings, store, venues, clock, logs.get())
         if retry:

@@ -18,8 +18,11 @@ from aiohttp import web
 from bot.paper import errors, wire
 from bot.paper.faults import QUEUE_KEY
 from bot.paper.ledger import Ledger, OrderRequest
+from bot.paper.limits import LimitSettings
 from bot.paper.state import Account
 from bot.paper.userstream import UserStreams
+
+UNLIMITED = 1_000_000
 
 
 class Security(Enum):
@@ -98,8 +101,11 @@ def _split_signature(raw: str) -> tuple[str, str | None]:
 class BinanceApi:
     """Routes, authentication and the JSON answers of the Binance futures API."""
 
-    def __init__(self, ledger: Ledger, streams: UserStreams, master_key: str | None) -> None:
+    def __init__(
+        self, ledger: Ledger, streams: UserStreams, master_key: str | None, limits: LimitSettings | None = None
+    ) -> None:
         self.ledger = ledger
+        self.limits = limits or LimitSettings()  # what exchangeInfo advertises (the server enforces them)
         self.streams = streams
         self.master_key = master_key
         self.routes: dict[tuple[str, str], tuple[Security, Handler]] = {}
@@ -172,7 +178,7 @@ class BinanceApi:
         table: list[tuple[str, str, Security, Handler]] = [
             ("GET", "/fapi/v1/ping", public, lambda c: {}),
             ("GET", "/fapi/v1/time", public, lambda c: {"serverTime": self.ledger.clock_ms()}),
-            ("GET", "/fapi/v1/exchangeInfo", public, lambda c: wire.exchange_info(self.ledger, self.ledger.clock_ms())),
+            ("GET", "/fapi/v1/exchangeInfo", public, self.exchange_info),
             ("GET", "/fapi/v1/ticker/24hr", public, self.ticker_24hr),
             ("GET", "/fapi/v1/ticker/price", public, self.ticker_price),
             ("GET", "/fapi/v2/ticker/price", public, self.ticker_price),
@@ -226,6 +232,19 @@ class BinanceApi:
     def _symbols(self, call: Call) -> list[str]:
         symbol = call.get("symbol")
         return [self.ledger.market(symbol).symbol] if symbol else list(self.ledger.markets)
+
+    def exchange_info(self, call: Call) -> Any:
+        """Advertises the limits it enforces; with limits off, a limit no client reaches (1,000,000)."""
+        limits = self.limits
+        if not limits.enabled:
+            return wire.exchange_info(self.ledger, self.ledger.clock_ms(), UNLIMITED, UNLIMITED, UNLIMITED)
+        return wire.exchange_info(
+            self.ledger,
+            self.ledger.clock_ms(),
+            limits.request_weight_per_minute,
+            limits.orders_per_minute,
+            limits.orders_per_10s,
+        )
 
     def _one_or_all(self, call: Call, render: Callable[[str, int], dict[str, Any]]) -> Any:
         now = self.ledger.clock_ms()

@@ -89,6 +89,7 @@ class ControlApi:
         body = await self._body(request)
         try:
             self.x.limits.settings = LimitSettings.model_validate({**self.x.limits.settings.model_dump(), **body})
+            self.x.api.limits = self.x.limits.settings
         except ValidationError as exc:
             raise web.HTTPBadRequest(text=json.dumps({"error": f"bad limits: {exc}"})) from None
         return _reply(self.x.limits.usage())

@@ -23,6 +23,11 @@ TEN_S_MS = 10_000
 FIVE_MIN_MS = 300_000
 BAN_FIRST_S = 120  # Binance: "from 2 minutes to 3 days" for repeat offenders
 BAN_MAX_S = 3 * 24 * 3600
+# requests that arrive within this long after a 429 are refused (429 again) but not held against the IP: they
+# were on their way when the 429 went out. Any request later in the back-off is a failure to back off, and
+# bans the IP. Binance bans for "repeatedly ... failing to back off" without saying after how many; one is
+# as strict as it plausibly is.
+GRACE_AFTER_429_MS = 1000
 
 
 class LimitSettings(BaseModel):
@@ -102,7 +107,8 @@ class IpUsage:
     minute: int = -1  # the calendar minute the weight counts in
     weight: int = 0
     peak: int = 0  # the highest weight of any minute so far
-    backoff_until_ms: int = 0  # after a 429: requests before this are an offence
+    backoff_until_ms: int = 0  # after a 429: requests before this are offences
+    limited_at_ms: int = 0  # when the last 429 went out
     banned_until_ms: int = 0
     bans: int = 0
     rejected_429: int = 0
@@ -145,6 +151,8 @@ class Limits:
                     "rejected_418": u.rejected_418,
                     "bans": u.bans,
                     "banned_until_ms": u.banned_until_ms,
+                    "backoff_until_ms": u.backoff_until_ms,
+                    "in_backoff": u.backoff_until_ms > now or u.banned_until_ms > now,
                     "ws_attempts_5m": u.ws_attempts if u.ws_window == now // FIVE_MIN_MS else 0,
                 }
                 for ip, u in self.ips.items()
@@ -175,6 +183,9 @@ class Limits:
         if usage.banned_until_ms > now:
             usage.rejected_418 += 1
             return self._refuse(418, ip, usage, usage.banned_until_ms - now), usage
+        if usage.backoff_until_ms > now and now - usage.limited_at_ms <= GRACE_AFTER_429_MS:
+            usage.rejected_429 += 1  # on its way when the 429 went out: refused, not held against the IP
+            return self._refuse(429, ip, usage, usage.backoff_until_ms - now), usage
         if usage.backoff_until_ms > now:  # sending on during a 429's back-off: banned, longer each time
             usage.bans += 1
             ban_s = min(BAN_MAX_S, BAN_FIRST_S * 2 ** (usage.bans - 1))
@@ -183,6 +194,7 @@ class Limits:
             return self._refuse(418, ip, usage, ban_s * 1000), usage
         if usage.weight + weight > self.settings.request_weight_per_minute:
             usage.backoff_until_ms = (now // MINUTE_MS + 1) * MINUTE_MS
+            usage.limited_at_ms = now
             usage.rejected_429 += 1
             return self._refuse(429, ip, usage, usage.backoff_until_ms - now), usage
         usage.weight += weight
@@ -276,6 +288,10 @@ class Limits:
                     order_usage,
                 )
         response = await handler(request)
+        if response.status == 429 and "Retry-After" in response.headers:  # a 429 from further in (a fault)
+            now = self.clock_ms()
+            usage.backoff_until_ms = max(usage.backoff_until_ms, now + int(response.headers["Retry-After"]) * 1000)
+            usage.limited_at_ms = now
         return self._with_counts(response, usage, order_usage)
 
     @staticmethod

@@ -111,7 +111,7 @@ class PaperExchange:
             self.add_account({"name": "master", **config.master.model_dump()})
         self.faults = Faults()
         self.limits = Limits(config.limits, clock_ms)
-        self.api = BinanceApi(self.ledger, self.streams, master_key)
+        self.api = BinanceApi(self.ledger, self.streams, master_key, config.limits)
         self.control = ControlApi(self)
         self.app = web.Application(middlewares=[self.control.guard, self.limits.middleware, self.faults.middleware])
         self.api.add_to(self.app)

@@ -26,15 +26,17 @@ def money(value: Decimal) -> str:
     return fmt(q8(value), 8)
 
 
-def exchange_info(ledger: Ledger, now_ms: int) -> Json:
+def exchange_info(
+    ledger: Ledger, now_ms: int, weight: int = 2400, orders_1m: int = 1200, orders_10s: int = 300
+) -> Json:
     return {
         "timezone": "UTC",
         "serverTime": now_ms,
         "futuresType": "U_MARGINED",
         "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
-            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight},
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": orders_1m},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": orders_10s},
         ],
         "exchangeFilters": [],
         "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],

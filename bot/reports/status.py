@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from bot.core.model import ZERO
@@ -67,6 +68,17 @@ def lead_line(store: Store, settings: Settings) -> str:
     )
 
 
+def weight_line(store: Store) -> str:
+    """The request weight the daemon used per exchange host, as of its last heartbeat (SPEC 12)."""
+    recorded = store.get_meta("request_weight")
+    if not recorded:
+        return "request weight: not recorded yet (the daemon records it with each heartbeat)"
+    hosts = json.loads(recorded)
+    return "request weight: " + "; ".join(
+        f"{host} {v['used_1m']}/min now, peak {v['peak_1m']}, allowance {v['allowance']}" for host, v in hosts.items()
+    )
+
+
 def transfers_line(store: Store) -> str:
     """Settlement transfers by status; the ones that need attention are listed with their last error."""
     transfers = store.settlement.transfers()
@@ -102,7 +114,7 @@ def render_status(settings: Settings) -> str:
         return f"no state at {path}: the daemon has not run with this configuration yet"
     store = Store(path)
     try:
-        head = [f"state: {path}", lead_line(store, settings), transfers_line(store)]
+        head = [f"state: {path}", lead_line(store, settings), weight_line(store), transfers_line(store)]
         return "\n".join(head) + "\n" + table(follower_rows(store, settings))
     finally:
         store.close()

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import ccxt.async_support as ccxt
 import ccxt.pro as ccxt_pro
@@ -15,6 +16,7 @@ from asyncio_throttle.throttler import Throttler
 from bot.core.model import Market
 from bot.settings import AccountSettings
 from bot.venue.binance_compat import build_binanceusdm, linear_error_table
+from bot.venue.budget import Priority, RequestBudget
 from bot.venue.errors import Fatal, NotFound, RateLimited, Rejected, Temporary, UnknownOutcome, VenueError
 from bot.venue.http import SharedHttp
 from bot.venue.retry import read_with_retry
@@ -23,6 +25,15 @@ T = TypeVar("T")
 
 # Binance USDⓈ-M allows 300 orders per 10 s per account; 25 per second keeps a margin under it.
 ORDERS_PER_SECOND = 25
+# IP weights of the requests the venue makes (SPEC 12; Binance's endpoint docs)
+WEIGHT_ONE = 1  # GET/DELETE order, POST leverage, algo order cancel
+WEIGHT_EXCHANGE_INFO = 1
+WEIGHT_ACCOUNT = 5  # /fapi/v3/account
+WEIGHT_POSITIONS = 5  # /fapi/v3/positionRisk
+WEIGHT_MARKS_ALL = 10  # premiumIndex without a symbol
+WEIGHT_OPEN_ORDERS_ALL = 40  # openOrders (and openAlgoOrders) without a symbol
+WEIGHT_OPEN_ORDERS_ONE = 1  # with one
+WEIGHT_INCOME = 30
 
 
 def _retry_after(client: Any) -> float | None:
@@ -130,39 +141,81 @@ def market_rules(markets: dict[str, Any]) -> dict[str, Market]:
     return rules
 
 
-class AccountVenue:
-    """One account: reads retried with backoff, writes throttled and never retried here."""
+def host_of(client: Any) -> str:
+    """The exchange host a client's REST requests go to: the unit of the per-IP request budget."""
+    api = client.urls.get("api", {})
+    url = api if not isinstance(api, dict) else api.get("fapiPrivate") or api.get("private") or ""
+    return urlsplit(str(url)).netloc or str(url)
 
-    def __init__(self, name: str, client: Any, orders_per_second: int = ORDERS_PER_SECOND) -> None:
+
+class AccountVenue:
+    """One account: every request counted on its host's budget first; reads retried with backoff, writes
+    throttled and never retried here."""
+
+    def __init__(
+        self,
+        name: str,
+        client: Any,
+        orders_per_second: int = ORDERS_PER_SECOND,
+        budget: RequestBudget | None = None,
+        priority: Priority = Priority.FOLLOWER,
+    ) -> None:
         self.name = name
         self.client = client
         self._throttle = Throttler(rate_limit=orders_per_second, period=1.0)
+        self.budget = budget
+        self.priority = priority  # of this account's reads (the lead's come before followers')
 
-    async def _call(self, fn: Callable[[], Awaitable[T]], writing: bool = False) -> T:
+    async def _call(
+        self, fn: Callable[[], Awaitable[T]], writing: bool = False, weight: int = 0, priority: Priority | None = None
+    ) -> T:
+        budget = self.budget
+        if budget is not None:
+            await budget.acquire(weight, Priority.ORDER if writing else (priority or self.priority))
         try:
-            return await fn()
+            result = await fn()
         except Exception as exc:
-            raise translate(exc, self.client, writing) from None
+            error = translate(exc, self.client, writing)
+            if budget is not None:
+                budget.observe(getattr(self.client, "last_response_headers", None))
+                if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+                    status = "418" if " 418 " in f" {exc} " else "429"
+                    budget.rate_limited(_retry_after(self.client), status)
+            raise error from None
+        if budget is not None:
+            budget.observe(getattr(self.client, "last_response_headers", None))
+        return result
 
-    async def _read(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await read_with_retry(lambda: self._call(fn))
+    async def _read(self, fn: Callable[[], Awaitable[T]], weight: int, priority: Priority | None = None) -> T:
+        return await read_with_retry(lambda: self._call(fn, False, weight, priority))
 
     async def load_markets(self, source: AccountVenue | None = None) -> dict[str, Any]:
-        """Loads the exchange's markets, or shares another client's (by reference: one copy per process)."""
+        """Loads the exchange's markets, or shares another client's (by reference: one copy per process). The
+        first load also reads the request-weight limit the exchange advertises, for the host's budget."""
         if source is not None:
             self.client.set_markets_from_exchange(source.client)
             markets: dict[str, Any] = self.client.markets
             return markets
-        loaded: dict[str, Any] = await self._read(self.client.load_markets)
+        self.client.enableLastJsonResponse = True
+        try:
+            loaded: dict[str, Any] = await self._read(self.client.load_markets, WEIGHT_EXCHANGE_INFO, Priority.LEAD)
+            info = self.client.last_json_response
+        finally:
+            self.client.enableLastJsonResponse = False
+        limits = info.get("rateLimits", []) if isinstance(info, dict) else []
+        for limit in limits:
+            weight = limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval") == "MINUTE"
+            if weight and self.budget is not None:
+                self.budget.set_limit(int(limit["limit"]) // int(limit.get("intervalNum", 1)))
         return loaded
 
     def symbol(self, market_id: str) -> str:
         return str(self.client.markets_by_id[market_id][0]["symbol"])
 
-    async def equity(self) -> Decimal:
+    async def equity(self, priority: Priority | None = None) -> Decimal:
         """SPEC section 2: Binance's totalMarginBalance (wallet balance plus unrealized PnL), read from the
         account endpoint as it is: ccxt's balance parsing costs more than the request on a busy daemon."""
-        account = await self._read(self.client.fapiPrivateV3GetAccount)
+        account = await self._read(self.client.fapiPrivateV3GetAccount, WEIGHT_ACCOUNT, priority)
         value = account.get("totalMarginBalance") if isinstance(account, dict) else None
         if value is None:
             raise Temporary(f"{self.name}: account without totalMarginBalance")
@@ -171,20 +224,28 @@ class AccountVenue:
     async def positions(self) -> dict[str, tuple[Decimal, Decimal]]:
         """Signed base quantity and entry price per market id, from the raw position-risk rows (ccxt's
         fetch_positions would first load every market's leverage brackets into each client: ~1 MB apiece)."""
-        rows = await self._read(self.client.fapiPrivateV3GetPositionRisk)
+        return (await self.account_symbols())[0]
+
+    async def account_symbols(self) -> tuple[dict[str, tuple[Decimal, Decimal]], set[str]]:
+        """The positions, and every symbol the account has a position or an open order in: Binance's v3
+        position risk lists exactly those, so that reconciliation can ask for open orders symbol by symbol
+        (weight 1 each) instead of listing them all (weight 40)."""
+        rows = await self._read(self.client.fapiPrivateV3GetPositionRisk, WEIGHT_POSITIONS)
         out: dict[str, tuple[Decimal, Decimal]] = {}
         for row in rows:
             amount = Decimal(str(row.get("positionAmt", "0")))
             if amount:
                 out[str(row["symbol"])] = (amount, Decimal(str(row.get("entryPrice", "0"))))
-        return out
+        return out, {str(row["symbol"]) for row in rows}
 
     async def mark_prices(self) -> dict[str, Decimal]:
-        rows = await self._read(self.client.fapiPublicGetPremiumIndex)
+        rows = await self._read(self.client.fapiPublicGetPremiumIndex, WEIGHT_MARKS_ALL)
         return {str(r["symbol"]): Decimal(str(r["markPrice"])) for r in rows}
 
     async def set_leverage(self, market_id: str, leverage: Decimal) -> None:
-        await self._read(lambda: self.client.set_leverage(int(leverage), self.symbol(market_id)))
+        await self._read(
+            lambda: self.client.set_leverage(int(leverage), self.symbol(market_id)), WEIGHT_ONE, Priority.ORDER
+        )
 
     @staticmethod
     def _result(raw: dict[str, Any]) -> OrderResult:
@@ -217,31 +278,48 @@ class AccountVenue:
         """The order with this client order id, or None once the exchange confirms there is none."""
         try:
             raw = await self._read(
-                lambda: self.client.fapiPrivateGetOrder({"symbol": market_id, "origClientOrderId": cid})
+                lambda: self.client.fapiPrivateGetOrder({"symbol": market_id, "origClientOrderId": cid}),
+                WEIGHT_ONE,
+                Priority.ORDER,
             )
         except NotFound:
             return None
         return self._result(raw)
 
-    async def open_orders(self) -> list[tuple[str, str, str]]:
-        rows = await self._read(self.client.fapiPrivateGetOpenOrders)
+    async def open_orders(self, market_id: str | None = None) -> list[tuple[str, str, str]]:
+        """(market id, order id, client order id) of the open orders: of one symbol (weight 1) or all (40)."""
+        if market_id is None:
+            rows = await self._read(self.client.fapiPrivateGetOpenOrders, WEIGHT_OPEN_ORDERS_ALL)
+        else:
+            rows = await self._read(
+                lambda: self.client.fapiPrivateGetOpenOrders({"symbol": market_id}), WEIGHT_OPEN_ORDERS_ONE
+            )
         return [(str(r["symbol"]), str(r["orderId"]), str(r.get("clientOrderId", ""))) for r in rows]
 
     async def cancel(self, market_id: str, order_id: str) -> None:
         try:
-            await self._call(lambda: self.client.cancel_order(order_id, self.symbol(market_id)), writing=True)
+            await self._call(
+                lambda: self.client.cancel_order(order_id, self.symbol(market_id)), writing=True, weight=WEIGHT_ONE
+            )
         except NotFound:
             return
 
-    async def open_algo_orders(self) -> list[tuple[str, str, str]]:
+    async def open_algo_orders(self, market_id: str | None = None) -> list[tuple[str, str, str]]:
         """Conditional orders (STOP_MARKET, TAKE_PROFIT_MARKET...), which Binance keeps in its algo service,
-        apart from `openOrders`: (market id, algo id, client algo id)."""
-        rows = await self._read(self.client.fapiPrivateGetOpenAlgoOrders)
+        apart from `openOrders`: (market id, algo id, client algo id), of one symbol (weight 1) or all (40)."""
+        if market_id is None:
+            rows = await self._read(self.client.fapiPrivateGetOpenAlgoOrders, WEIGHT_OPEN_ORDERS_ALL)
+        else:
+            rows = await self._read(
+                lambda: self.client.fapiPrivateGetOpenAlgoOrders({"symbol": market_id}), WEIGHT_OPEN_ORDERS_ONE
+            )
         return [(str(r["symbol"]), str(r["algoId"]), str(r.get("clientAlgoId", ""))) for r in rows]
 
     async def cancel_algo(self, algo_id: str) -> None:
         try:
-            await self._call(lambda: self.client.fapiPrivateDeleteAlgoOrder({"algoId": algo_id}), writing=True)
+            await self._call(
+                lambda: self.client.fapiPrivateDeleteAlgoOrder({"algoId": algo_id}), writing=True, weight=WEIGHT_ONE
+            )
         except NotFound:
             return
 
@@ -255,7 +333,11 @@ class AccountVenue:
         since = start_ms
         while True:
             request = {"incomeType": kind, "startTime": since, "endTime": end_ms - 1, "limit": page_size}
-            rows = await self._read(lambda r=request: self.client.fapiPrivateGetIncome(r))  # type: ignore[misc]
+            rows = await self._read(
+                lambda r=request: self.client.fapiPrivateGetIncome(r),  # type: ignore[misc]
+                WEIGHT_INCOME,
+                Priority.SETTLEMENT,
+            )
             for r in rows:
                 identity = tuple(str(r.get(k, "")) for k in ("tranId", "tradeId", "incomeType", "symbol", "time"))
                 if identity not in seen:
@@ -282,8 +364,8 @@ class AccountVenue:
         return str(answer.get("tranId", ""))
 
     async def find_transfer(self, client_tran_id: str) -> str | None:
-        answer = await self._read(
-            lambda: self.client.sapiGetSubAccountUniversalTransfer({"clientTranId": client_tran_id})
+        answer = await self._read(  # sapi: limits of its own on Binance, not the fapi weight
+            lambda: self.client.sapiGetSubAccountUniversalTransfer({"clientTranId": client_tran_id}), 0
         )
         rows = answer.get("result", []) if isinstance(answer, dict) else []
         return str(rows[0]["tranId"]) if rows else None

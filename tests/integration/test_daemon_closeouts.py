@@ -89,7 +89,8 @@ async def test_lead_gone_close_outs_that_fail_are_finished_after_a_restart(tmp_p
         daemon.proc.send_signal(signal.SIGHUP)  # the lead removed: everyone is closed out
         await daemon.wait_event("lead_gone")
         await daemon.wait_event("follower_close_retry", count=2)  # f1 keeps trying, logged each round
-        await wait_positions(paper, {"f2": {}})
+        (ended,) = await daemon.wait_event("follower_ended")
+        assert ended["follower"] == "f2" and await positions(paper, "f2") == {}
         assert follower_states(tmp_path) == {"f1": "closing", "f2": "ended"}
         assert await daemon.stop() == 0  # stopped while f1 is still closing
         await paper.control("DELETE", "/faults")

@@ -142,6 +142,7 @@ async def test_follower_removed_and_added_then_the_lead_removed(tmp_path: Path) 
         config.write_text(text.replace(f2_block, f2_block.replace('"f2"', '"f3"').replace("F2_", "F3_")))
         await hup(daemon)  # f2 removed: closed and ended; f3 added: activated with the lead's position
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}, "f2": {}, "f3": {"ETHUSDT": D("0.2")}})
+        await daemon.wait_event("follower_ended")  # ended once a read shows its account flat
         assert follower_states(tmp_path) == {"f1": "active", "f2": "ended", "f3": "active"}
         await lead.create_order(ETH, "market", "buy", 1)
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.3")}, "f2": {}, "f3": {"ETHUSDT": D("0.3")}})

@@ -88,6 +88,7 @@ async def test_error_faults_answer_without_executing(paper: Paper, kind: str, er
     )
     with pytest.raises(error):
         await ex.create_order(BTC, "market", "buy", 0.002, params={"clientOrderId": f"fault-{kind}"})
+    await paper.control("DELETE", "/limits")  # an injected 429 is a 429: this client does not wait it out
     with pytest.raises(ccxt.OrderNotFound):
         await ex.fetch_order(None, BTC, params={"origClientOrderId": f"fault-{kind}"})
     again = await ex.create_order(BTC, "market", "buy", 0.002)  # the fault was for one request only
@@ -98,6 +99,10 @@ async def test_rate_limit_answer_carries_retry_after(paper: Paper) -> None:
     await paper.control("POST", "/faults", {"path": "/fapi/v1/time", "kind": "429", "retry_after": 7})
     status, body, headers = await _raw(paper, "GET", "/fapi/v1/time")
     assert (status, body["code"], headers["Retry-After"]) == (429, -1003, "7")
+    status, _, _ = await _raw(paper, "GET", "/fapi/v1/time")  # the back-off holds for the whole IP
+    assert status == 429
+    assert (await paper.control("GET", "/limits"))["ips"]["127.0.0.1"]["in_backoff"] is True
+    await paper.control("DELETE", "/limits")
     status, _, _ = await _raw(paper, "GET", "/fapi/v1/time")
     assert status == 200
 

@@ -80,6 +80,10 @@ async def test_over_the_limit_429_then_418_bans_that_escalate(limited: tuple[Pap
         await ex.fapiPublicGetTime()
     assert "-1003" in str(caught.value) and "429" in str(caught.value)
     assert ex.last_response_headers["Retry-After"] == "59"  # until the next minute
+    with pytest.raises(ccxt.DDoSProtection) as again:  # within a second: on its way already, not banned
+        await ex.fapiPublicGetTime()
+    assert "429" in str(again.value)
+    clock.ms += 1_500
     with pytest.raises(ccxt.DDoSProtection) as banned:  # sending on during the back-off: banned
         await ex.fapiPublicGetTime()
     assert "418" in str(banned.value) and ex.last_response_headers["Retry-After"] == "120"
@@ -92,12 +96,13 @@ async def test_over_the_limit_429_then_418_bans_that_escalate(limited: tuple[Pap
     for _ in range(19):
         await ex.fapiPublicGetTime()
     with pytest.raises(ccxt.DDoSProtection):
-        await ex.fapiPublicGetTime()  # 429 again
+        await ex.fapiPublicGetTime()  # 429
+    clock.ms += 1_500
     with pytest.raises(ccxt.DDoSProtection):
         await ex.fapiPublicGetTime()  # a repeat offender: twice as long
     assert ex.last_response_headers["Retry-After"] == "240"
     usage = (await paper.control("GET", "/limits"))["ips"]["127.0.0.1"]
-    assert (usage["rejected_429"], usage["bans"]) == (2, 2)
+    assert (usage["rejected_429"], usage["bans"]) == (3, 2)
     await paper.control("DELETE", "/limits")  # reset: counts, back-offs and bans forgotten
     await ex.fapiPublicGetTime()
     assert used(ex) == 1

@@ -1,4 +1,5 @@
-"""ARCHITECTURE.md's import rules: bot/core imports nothing else of bot; only the CLI imports bot/paper."""
+"""ARCHITECTURE.md's import rules: bot/core imports nothing else of bot; only the CLI imports bot/paper; only
+bot/venue (and the paper exchange) import ccxt."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ def test_core_imports_nothing_else_of_bot() -> None:
         str(p.relative_to(BOT))
         for p in (sorted(core.rglob("*.py")) if core.exists() else [])
         if any(name.startswith("bot.") and not name.startswith("bot.core") for name in imports_of(p))
+    ]
+    assert offenders == []
+
+
+def test_only_the_venue_and_the_paper_exchange_import_ccxt() -> None:
+    offenders = [
+        str(p.relative_to(BOT))
+        for p in modules()
+        if p.parts[len(BOT.parts)] not in ("venue", "paper")
+        and any(name == "ccxt" or name.startswith("ccxt.") for name in imports_of(p))
     ]
     assert offenders == []
 

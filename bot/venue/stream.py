@@ -1,0 +1,47 @@
+"""The lead's user data stream through ccxt.pro, behind the bot's own types: the engine sees `next_change()`
+and the bot's errors, never ccxt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import ccxt.pro as ccxt_pro
+
+from bot.venue.errors import Temporary
+
+
+class StreamError(Temporary):
+    """The stream failed or was cut: the caller reconnects (with backoff) and reads by REST meanwhile."""
+
+
+class PositionStream:
+    """One connection of an account's user data stream; `next_change()` returns at its next position event."""
+
+    def __init__(self, make_client: Callable[[], Any], markets_from: Any) -> None:
+        self._client = make_client()
+        self._client.set_markets_from_exchange(markets_from)
+
+    async def next_change(self, stopping: asyncio.Event) -> None:
+        """Waits for the next position event (the first call subscribes), or until `stopping` is set."""
+        watch = asyncio.ensure_future(self._client.watch_positions())
+        stop = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not watch.done():
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watch
+        if watch.done() and not watch.cancelled():
+            try:
+                watch.result()
+            except (ccxt_pro.BaseError, OSError) as exc:
+                raise StreamError(f"{type(exc).__name__}: {exc}"[:300]) from None
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._client.close()
