@@ -22,7 +22,7 @@ from bot.engine.prices import MarkPrices
 from bot.engine.settle import Settler
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
-from bot.venue.budget import Budgets, Priority
+from bot.venue.budget import Budgets, Priority, reconcile_interval
 from bot.venue.ccxt_venue import AccountVenue, build_client, host_of, market_rules
 from bot.venue.errors import Fatal, VenueError
 from bot.venue.http import SharedHttp
@@ -36,6 +36,9 @@ EXIT_TASK_FAILED = 4  # a task died of an unexpected error: crash-only, a superv
 
 # settings a running daemon cannot take on SIGHUP (its clients, state and loops are built from them)
 RESTART_ONLY = ("bot", "settlement", "treasury")
+# a follower's reconciliation: position risk (5), then open and conditional orders per watched symbol (1 each)
+RECONCILE_BASE_WEIGHT = 5
+RECONCILE_SYMBOL_WEIGHT = 2
 ACCOUNT_FIELDS = ("exchange", "environment", "api_url", "api_key_env", "api_secret_env", "credentials")
 
 
@@ -78,6 +81,7 @@ class Runtime:
         self._reload = asyncio.Event()
         self.mirrors: dict[str, FollowerMirror] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.reconcile_interval_s = settings.bot.reconcile_interval_s  # stretched to what the budget holds
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Every task of the daemon: one that dies of an error logs it with its traceback and stops the daemon
@@ -217,6 +221,7 @@ class Runtime:
         await self.settler.snapshot_due()
         self.lifecycle.configure(self.settings.followers, self.mirrors, lead.name)
         await self.lifecycle.review(self._order(), self.mirrors)
+        self._pace_reconciliation(store)
         self.log.info(
             "daemon_started",
             followers=sorted(self.mirrors),
@@ -337,14 +342,13 @@ class Runtime:
     async def _worker(self, mirror: FollowerMirror, store: Store) -> None:
         """One follower's loop: one slow or failing follower never holds up the others."""
         wake = self._wakes[mirror.name]
-        interval_ms = int(self.settings.bot.reconcile_interval_s * 1000)
         next_reconcile = 0  # reconcile at start, then every reconcile_interval_s
         backoff = 1.0
         while not self.stopping.is_set():
             wake.clear()
             try:
                 if await self._step(mirror, store, next_reconcile):
-                    next_reconcile = self.clock.now_ms() + interval_ms
+                    next_reconcile = self.clock.now_ms() + int(self.reconcile_interval_s * 1000)
                 row = store.follower(mirror.name)
                 if row is not None and row.state == "ended" and mirror.end_request is not None:
                     return  # removed from the configuration and flat: this worker is done
@@ -474,9 +478,31 @@ class Runtime:
                 self._start_worker(name, store)
                 self.log.info("follower_added", follower=name)
         self.lifecycle.configure(settings.followers, self.mirrors, lead.name)
+        self._pace_reconciliation(store)
         self.log.info("config_reloaded", followers=sorted(new))
         for wake in self._wakes.values():
             wake.set()
+
+    def _pace_reconciliation(self, store: Store) -> None:
+        """The reconciliation interval the request budget can hold for every follower (SPEC 12): it stretches
+        rather than the budget breaking. Logged at start and on each reload."""
+        configured = self.settings.bot.reconcile_interval_s
+        followers = list(self.mirrors.values())
+        if not followers:
+            self.reconcile_interval_s = configured
+            return
+        budget = followers[0].venue.budget
+        allowance = budget.allowance if budget is not None else 10**9
+        weight = RECONCILE_BASE_WEIGHT + RECONCILE_SYMBOL_WEIGHT * max(3, len(store.lead_positions()))
+        self.reconcile_interval_s = reconcile_interval(configured, len(followers), weight, allowance)
+        self.log.info(
+            "reconcile_interval_effective",
+            configured_s=configured,
+            effective_s=round(self.reconcile_interval_s, 1),
+            followers=len(followers),
+            weight_per_pass=weight,
+            allowance_per_minute=allowance,
+        )
 
     async def _stop_workers(self) -> None:
         for task in self._workers.values():

@@ -199,6 +199,14 @@ class RequestBudget:
             self.log.warning("rate_limited", host=self.host, used_weight=self.used(), wait_s=wait, status=status)
 
 
+def reconcile_interval(configured_s: float, followers: int, weight_per_pass: int, allowance: int) -> float:
+    """The reconciliation interval the budget can hold: every follower once per interval, within half of
+    the followers' share of the allowance (the other half is for their true-ups). Never below `configured_s`."""
+    per_minute = allowance * CEILING[Priority.FOLLOWER] / 2
+    needed_s = followers * weight_per_pass / per_minute * MINUTE_S if per_minute > 0 else configured_s
+    return max(configured_s, needed_s)
+
+
 @dataclass(order=True)
 class _Waiter:
     priority: Priority

@@ -30,6 +30,8 @@ async def test_a_shrunk_limit_makes_the_daemon_wait_and_back_off_without_losing_
         followers = {"f1": {"investment": 1000}, "f2": {"investment": 1000}}
         config, env = write_config(tmp_path, paper.url, followers)  # polls every 0.2 s: 3,000+ weight a minute
         daemon = await start_daemon(config, env)
+        (paced,) = daemon.named("reconcile_interval_effective")
+        assert paced["allowance_per_minute"] == "600"  # half of the limit the exchange advertises
         lead = paper.client("lead")
         await lead.create_order(ETH, "market", "buy", 2)
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}, "f2": {"ETHUSDT": D("0.2")}}, 30)
