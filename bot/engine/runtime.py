@@ -542,8 +542,10 @@ class Runtime:
                 max_lag=max(lag.values(), default=0),
                 states={r.name: r.state for r in rows},
                 request_weight=self.budgets.summary(),
+                reconcile_interval_s=round(self.reconcile_interval_s, 1),
             )
             store.set_meta("request_weight", json.dumps(self.budgets.summary()))
+            store.set_meta("reconcile_interval_s", f"{self.reconcile_interval_s:.1f}")
 
 
 class _NotFlat(Exception):

@@ -74,8 +74,14 @@ def weight_line(store: Store) -> str:
     if not recorded:
         return "request weight: not recorded yet (the daemon records it with each heartbeat)"
     hosts = json.loads(recorded)
-    return "request weight: " + "; ".join(
-        f"{host} {v['used_1m']}/min now, peak {v['peak_1m']}, allowance {v['allowance']}" for host, v in hosts.items()
+    interval = store.get_meta("reconcile_interval_s")
+    return (
+        "request weight: "
+        + "; ".join(
+            f"{host} {v['used_1m']}/min now, peak {v['peak_1m']}, allowance {v['allowance']}"
+            for host, v in hosts.items()
+        )
+        + (f"   reconciliation every {interval}s" if interval else "")
     )
 
 

@@ -41,6 +41,7 @@ async def test_status_heartbeat_and_no_secret_anywhere(tmp_path: Path) -> None:
         assert lines["f1"][1:7] == ["active", "1000.00", "+0.00", "300.00", "ETHUSDT", "0.2"]
         assert lines["f2"][1:7] == ["active", "2000.00", "+0.00", "600.00", "ETHUSDT", "0.4"]  # reserve 1,000 aside
         assert "eligible: yes" in out and "capacity: 50000.00" in out and "utilization: 6.0%" in out
+        assert "request weight: 127.0.0.1:" in out and "reconciliation every 3600.0s" in out
         code, out, _ = await run_bot("check-config", "--config", str(config), env=env)
         assert code == 0 and "f2: investment 2000 USDT" in out
         everything = "\n".join(str(e) for e in daemon.events) + out
