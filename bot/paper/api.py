@@ -19,6 +19,7 @@ from bot.paper import errors, wire
 from bot.paper.faults import QUEUE_KEY
 from bot.paper.ledger import Ledger, OrderRequest
 from bot.paper.limits import LimitSettings
+from bot.paper.marketstream import MarketStreams
 from bot.paper.state import Account
 from bot.paper.userstream import UserStreams
 
@@ -111,11 +112,32 @@ class BinanceApi:
         self.routes: dict[tuple[str, str], tuple[Security, Handler]] = {}
         self._register()
 
-    def add_to(self, app: web.Application) -> None:
+    def add_to(self, app: web.Application, market: MarketStreams) -> None:
         for method, path in self.routes:
             app.router.add_route(method, path, self._endpoint)
         app.router.add_get("/private/ws", self.streams.handle_ws)
-        app.router.add_get("/ws/{listen_key}", self.streams.handle_ws)
+
+        async def ws_by_name(request: web.Request) -> web.StreamResponse:
+            """`/ws/<listenKey>` is a user data stream, `/ws/<symbol>@markPrice@1s` a market stream."""
+            name = request.match_info["name"]
+            if market.is_market_stream(name):
+                return await market.handle(request, [name], combined=False)
+            return await self.streams.handle_ws(request)
+
+        async def subscribe_only(request: web.Request) -> web.StreamResponse:
+            name = request.match_info.get("name", "")
+            return await market.handle(request, [name] if market.is_market_stream(name) else [], combined=False)
+
+        async def combined(request: web.Request) -> web.StreamResponse:
+            names = [n for n in request.query.get("streams", "").split("/") if n]
+            return await market.handle(request, names, combined=True)
+
+        app.router.add_get("/ws/{name}", ws_by_name)
+        app.router.add_get("/ws", subscribe_only)
+        app.router.add_get("/market/ws", subscribe_only)
+        app.router.add_get("/market/ws/{name}", subscribe_only)
+        app.router.add_get("/stream", combined)
+        app.router.add_get("/market/stream", combined)
 
     # -- request plumbing --------------------------------------------------------------------------
 

@@ -91,7 +91,7 @@ WEIGHTS: dict[tuple[str, str], int | Callable[[dict[str, str]], int]] = {
     ("DELETE", "/fapi/v1/listenKey"): 1,
 }
 NEW_ORDERS = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder")}
-WEBSOCKETS = ("/ws", "/private/ws", "/stream")
+WEBSOCKETS = ("/ws", "/private/ws", "/stream", "/market/ws", "/market/stream")
 
 
 def weight_of(method: str, path: str, params: dict[str, str]) -> int | None:

@@ -21,6 +21,7 @@ from bot.paper.faults import Faults
 from bot.paper.ledger import Ledger
 from bot.paper.limits import Limits, LimitSettings
 from bot.paper.markets import DEFAULT_MARKETS, synthetic_markets
+from bot.paper.marketstream import MarketStreams
 from bot.paper.state import Account
 from bot.paper.userstream import UserStreams
 
@@ -114,7 +115,8 @@ class PaperExchange:
         self.api = BinanceApi(self.ledger, self.streams, master_key, config.limits)
         self.control = ControlApi(self)
         self.app = web.Application(middlewares=[self.control.guard, self.limits.middleware, self.faults.middleware])
-        self.api.add_to(self.app)
+        self.market_streams = MarketStreams(self.ledger, clock_ms)
+        self.api.add_to(self.app, self.market_streams)
         self.control.add_to(self.app)
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -151,6 +153,7 @@ class PaperExchange:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.streams.drop_connections()
+        await self.market_streams.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

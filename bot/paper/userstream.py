@@ -121,7 +121,7 @@ class UserStreams:
     # -- websocket ---------------------------------------------------------------------------------
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
-        key = request.query.get("listenKey") or request.match_info.get("listen_key", "")
+        key = request.query.get("listenKey") or request.match_info.get("name", "")
         entry = self._keys.get(key)
         if entry is None or entry.expires_ms <= self.clock_ms():
             raise web.HTTPBadRequest(text=json.dumps(errors.listen_key_missing().body()))
