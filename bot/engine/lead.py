@@ -99,7 +99,7 @@ class LeadPoller:
         return stored
 
     async def _check_leverage(self, positions: dict[str, tuple[Decimal, Decimal]], equity: Decimal) -> None:
-        marks = await self.prices.get()
+        marks = await self.prices.latest()
         gross = sum((abs(q) * marks.get(s, e) for s, (q, e) in positions.items()), ZERO)
         over = equity > 0 and gross > LEAD_LEVERAGE_LOCK * equity
         if over and not self._over_leveraged:

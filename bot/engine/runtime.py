@@ -26,6 +26,7 @@ from bot.venue.budget import Budgets, Priority, reconcile_interval
 from bot.venue.ccxt_venue import AccountVenue, build_client, host_of, market_rules
 from bot.venue.errors import Fatal, VenueError
 from bot.venue.http import SharedHttp
+from bot.venue.marks import MarkStream
 from bot.venue.stream import PositionStream
 
 EXIT_OK = 0
@@ -232,6 +233,7 @@ class Runtime:
             self._start_worker(name, store)
         self._spawn(self._settle_loop(), "settlement")
         self._spawn(poller.run(self.stopping), "lead")
+        self._mark_stream(lead)
         self._stream(lead, poller)
         self._spawn(self._heartbeat(store, poller), "heartbeat")
         self._spawn(self._coordinate(store, poller), "lifecycle")
@@ -239,6 +241,15 @@ class Runtime:
         await self._shutdown()
         self.log.info("daemon_stopped", last_lead_change=store.last_seq(), exit_code=self.exit_code)
         return self.exit_code
+
+    def _mark_stream(self, lead: Any) -> None:
+        """One public mark-price stream for every market: sizing and the lead's leverage check read it instead
+        of REST while it is up (REST, single flight, when it is not)."""
+        timeout = self.settings.bot.request_timeout_ms
+        stream = MarkStream(
+            lambda: build_client(lead, timeout, stream=True), self.market_source.client, self.clock.now_ms, self.log
+        )
+        self._spawn(stream.run(self.prices.update, self.stopping), "mark-stream")
 
     def _stream(self, lead: Any, poller: LeadPoller) -> None:
         if self.settings.bot.lead_source != "stream":

@@ -237,6 +237,8 @@ class ControlApi:
 
     async def drop_ws(self, request: web.Request) -> web.Response:
         body = await self._body(request)
+        if body.get("market"):  # the public market streams (mark prices)
+            return _reply({"dropped": self.x.market_streams.drop_connections()})
         return _reply({"dropped": self.x.streams.drop_connections(body.get("account"))})
 
     async def expire_keys(self, request: web.Request) -> web.Response:

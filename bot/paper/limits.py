@@ -116,6 +116,7 @@ class IpUsage:
     ws_window: int = -1
     ws_attempts: int = 0
     history: dict[int, int] = field(default_factory=dict)  # minute -> weight, the last 60 minutes
+    requests: dict[str, int] = field(default_factory=dict)  # "METHOD /path" -> requests admitted
 
 
 @dataclass
@@ -154,6 +155,7 @@ class Limits:
                     "backoff_until_ms": u.backoff_until_ms,
                     "in_backoff": u.backoff_until_ms > now or u.banned_until_ms > now,
                     "ws_attempts_5m": u.ws_attempts if u.ws_window == now // FIVE_MIN_MS else 0,
+                    "requests": dict(sorted(u.requests.items())),
                 }
                 for ip, u in self.ips.items()
             },
@@ -259,7 +261,12 @@ class Limits:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not self.settings.enabled or request.path.startswith("/_paper/"):
+        if request.path.startswith("/_paper/"):
+            return await handler(request)
+        if not self.settings.enabled:
+            counted = self.ips.setdefault(request.remote or "unknown", IpUsage())
+            endpoint = f"{request.method} {request.path}"
+            counted.requests[endpoint] = counted.requests.get(endpoint, 0) + 1  # counted even without limits
             return await handler(request)
         ip = request.remote or "unknown"
         if request.path.startswith(WEBSOCKETS) and request.method == "GET":
@@ -277,6 +284,8 @@ class Limits:
         refused, usage = self.admit(ip, weight)
         if refused is not None:
             return refused
+        endpoint = f"{request.method} {request.path}"
+        usage.requests[endpoint] = usage.requests.get(endpoint, 0) + 1
         order_usage = None
         if (request.method, request.path) in NEW_ORDERS:
             account = request.headers.get("X-MBX-APIKEY", "")

@@ -1,0 +1,81 @@
+"""The exchange's mark-price stream (one public stream for every market, through ccxt.pro), behind the bot's
+own types: `run()` hands every update to a callback as {market id: mark price}."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import ccxt.pro as ccxt_pro
+
+Marks = dict[str, Decimal]
+
+
+class MarkStream:
+    def __init__(
+        self, make_client: Callable[[], Any], markets_from: Any, clock_ms: Callable[[], int], log: Any
+    ) -> None:
+        self.make_client = make_client
+        self.markets_from = markets_from
+        self.clock_ms = clock_ms
+        self.log = log
+        self.connected = False
+
+    async def run(self, on_marks: Callable[[Marks], None], stopping: asyncio.Event) -> None:
+        """Follows `!markPrice@arr@1s` until `stopping`; reconnects with backoff (logged once per outage)."""
+        backoff = 0.5
+        down_since: int | None = None
+        while not stopping.is_set():
+            client = self.make_client()
+            client.set_markets_from_exchange(self.markets_from)
+            try:
+                while not stopping.is_set():
+                    tickers = await self._next(client, stopping)
+                    if tickers is None:
+                        break
+                    if not self.connected:
+                        self.connected = True
+                        if down_since is None:
+                            self.log.info("mark_stream_connected")
+                        else:
+                            self.log.info("mark_stream_resumed", gap_ms=self.clock_ms() - down_since)
+                            down_since = None
+                        backoff = 0.5
+                    on_marks(
+                        {
+                            str(t["info"]["s"]): Decimal(str(t["info"]["p"]))
+                            for t in tickers.values()
+                            if isinstance(t.get("info"), dict) and t["info"].get("p")
+                        }
+                    )
+            except (ccxt_pro.BaseError, OSError) as exc:
+                self.connected = False
+                if down_since is None:
+                    down_since = self.clock_ms()
+                    self.log.warning("mark_stream_disconnected", error=f"{type(exc).__name__}: {exc}"[:300])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.close()
+
+    @staticmethod
+    async def _next(client: Any, stopping: asyncio.Event) -> dict[str, Any] | None:
+        watch = asyncio.ensure_future(client.watch_mark_prices())
+        stop = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not watch.done():
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watch
+        if watch.done() and not watch.cancelled():
+            result: dict[str, Any] = watch.result()
+            return result
+        return None
