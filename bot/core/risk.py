@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -24,6 +24,28 @@ def stop_loss_threshold(investment: Decimal, pct: Decimal) -> Decimal:
 
 def stop_loss_hit(copy_equity: Decimal, investment: Decimal, pct: Decimal) -> bool:
     return copy_equity <= stop_loss_threshold(investment, pct)
+
+
+def estimated_copy_equity(
+    base: Decimal,
+    base_positions: Mapping[str, Decimal],
+    base_marks: Mapping[str, Decimal],
+    fills_since: Sequence[tuple[str, Decimal, Decimal]],
+    marks: Mapping[str, Decimal],
+    fee_rate: Decimal,
+) -> Decimal:
+    """A follower's copy equity now, from the one read at `base` and what changed since, with no request (SPEC
+    12): the positions held then move with their marks, and each fill since (symbol, signed quantity, price)
+    adds `quantity × (mark − price)` less its fee, whether it opened or closed (realized PnL and fee go to the
+    wallet, the rest is unrealized: at the same mark, equity moves by exactly that). Funding between reads is
+    left to the next true-up. A symbol without a mark now keeps its base mark."""
+    moved = sum(
+        (qty * (marks.get(s, base_marks.get(s, ZERO)) - base_marks.get(s, ZERO)) for s, qty in base_positions.items()),
+        ZERO,
+    )
+    for symbol, qty, price in fills_since:
+        moved += qty * (marks.get(symbol, price) - price) - abs(qty) * price * fee_rate
+    return base + moved
 
 
 def lead_eligible(lead_equity: Decimal, protection: Protection) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.core.ids import client_order_id, phase
 from bot.core.model import ZERO, FollowerView, Intent, Leg, Market
-from bot.core.risk import stop_loss_hit, stop_loss_threshold
+from bot.core.risk import estimated_copy_equity, stop_loss_hit, stop_loss_threshold
 from bot.core.sync import plan_bootstrap, plan_change
 from bot.engine.clock import Clock
 from bot.engine.closeout import CloseOut
@@ -30,7 +30,22 @@ from bot.venue.ccxt_venue import AccountVenue
 class MirrorConfig:
     max_leverage: Decimal
     equity_max_age_ms: int = 5000  # for sizing
-    stop_loss_max_age_ms: int = 1000  # for the stop-loss check: every poll
+    stop_loss_max_age_ms: int = 1000  # how often the stop loss is checked: every poll
+    true_up_ms: int = 30_000  # between REST reads of the account, the stop loss runs on an estimate
+
+
+@dataclass(frozen=True, slots=True)
+class EquityBase:
+    """A REST read of the account, and what the estimate between reads starts from."""
+
+    account_equity: Decimal  # the account's, not the copy's: an investment change moves the reserve meanwhile
+    positions: dict[str, Decimal]
+    marks: dict[str, Decimal]
+    last_fill: int
+    read_ms: int
+
+
+CENT = Decimal("0.01")
 
 
 class FollowerMirror:
@@ -60,10 +75,12 @@ class FollowerMirror:
         self.reconciler = Reconciler(self.orders, markets)
         self.closeout = CloseOut(self.orders, markets)
         self._equity: tuple[Decimal, int] | None = None
+        self._base: EquityBase | None = None
+        self._taker_rate: Decimal | None = None
         self.end_request: tuple[str, str] | None = None  # (state, reason): close out and stop, in the worker
-        # each follower refreshes its equity for the stop loss on its own phase, between 1 and 1.5 polls, so
-        # that hundreds of balance requests never line up with (and slow) a fan-out
-        self._stop_loss_age_ms = int(config.stop_loss_max_age_ms * (1 + phase(self.name) / 2))
+        # each follower reads its account again on its own phase, between 1 and 1.5 true-up intervals, so that
+        # hundreds of balance requests never line up with (and slow) a fan-out
+        self._true_up_ms = int(config.true_up_ms * (1 + phase(self.name) / 2))
 
     def request_end(self, state: str, reason: str) -> None:
         """Close out and stop (the worker's next step); from now on no open leaves for this follower."""
@@ -95,6 +112,7 @@ class FollowerMirror:
         if self.settings.email:
             self.store.set_email(self.name, self.settings.email)
         self._equity = None
+        self._base = None
         self.orders.opens_halted = self.end_request is not None
         self.log.info(
             "follower_activated",
@@ -190,14 +208,53 @@ class FollowerMirror:
 
     # -- lifecycle: stop loss and investment decreases --------------------------------------------
 
+    async def _true_up(self) -> Decimal:
+        """A REST read of the account: the new base of the estimate, and `equity_drift` when the estimate had
+        drifted from it by more than a cent (funding, a fee at another rate, a deposit behind the bot's back)."""
+        estimate = await self._estimate() if self._base is not None else None
+        if self._taker_rate is None and self.markets:  # once: the estimate's fees then need no request
+            self._taker_rate = await self.venue.taker_rate(next(iter(sorted(self.markets))))
+        copy_equity = await self.copy_equity(fresh=True, max_age_ms=0)
+        marks = await self.prices.latest()
+        assert self._equity is not None
+        self._base = EquityBase(
+            self._equity[0],
+            self.store.follower_positions(self.name),
+            dict(marks),
+            self.store.last_fill(self.name),
+            self.clock.now_ms(),
+        )
+        if estimate is not None and abs(estimate - copy_equity) > CENT:
+            self.log.info("equity_drift", estimated=estimate, actual=copy_equity, drift=copy_equity - estimate)
+        return copy_equity
+
+    async def _estimate(self) -> Decimal:
+        base = self._base
+        assert base is not None
+        fills = self.store.fills_since(self.name, base.last_fill)
+        rate = self._taker_rate or ZERO
+        marks = await self.prices.latest()
+        account = estimated_copy_equity(base.account_equity, base.positions, base.marks, fills, marks, rate)
+        row = self.store.follower(self.name)
+        assert row is not None
+        return account - row.reserve
+
     async def check_stop_loss(self, cached: bool = False) -> bool:
         """SPEC section 6: at copy equity ≤ investment × (1 − pct/100), stop copying and close everything
-        (the close-out itself is the worker's next step). True when it triggered."""
+        (the close-out itself is the worker's next step). True when it triggered.
+
+        `cached`: with the equity a plan is sized on (before planning). Otherwise, every poll: the copy equity
+        estimated from the last REST read, the streamed mark prices and the follower's own fills since, with no
+        request (SPEC 12); the account is read again every `true_up_ms`."""
         row = self.store.follower(self.name)
         if row is None or row.state != "active":
             return False
-        max_age = self.config.equity_max_age_ms if cached else self._stop_loss_age_ms
-        copy_equity = await self.copy_equity(max_age_ms=max_age)
+        if cached:
+            copy_equity = await self.copy_equity()
+        elif self._base is None or self.clock.now_ms() - self._base.read_ms >= self._true_up_ms:
+            copy_equity = await self._true_up()
+        else:
+            copy_equity = await self._estimate()
         pct = self.settings.total_stop_loss_pct
         if not stop_loss_hit(copy_equity, row.investment, pct):
             return False

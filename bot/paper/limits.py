@@ -134,10 +134,20 @@ class Limits:
         self.clock_ms = clock_ms
         self.ips: dict[str, IpUsage] = {}
         self.accounts: dict[str, OrderUsage] = {}
+        self.by_key: dict[str, dict[str, int]] = {}  # API key -> "METHOD /path" -> requests
 
     def reset(self) -> None:
         self.ips.clear()
         self.accounts.clear()
+        self.by_key.clear()
+
+    def _count(self, request: web.Request, usage: IpUsage) -> None:
+        endpoint = f"{request.method} {request.path}"
+        usage.requests[endpoint] = usage.requests.get(endpoint, 0) + 1
+        key = request.headers.get("X-MBX-APIKEY")
+        if key:
+            mine = self.by_key.setdefault(key, {})
+            mine[endpoint] = mine.get(endpoint, 0) + 1
 
     def usage(self) -> dict[str, object]:
         now = self.clock_ms()
@@ -159,6 +169,7 @@ class Limits:
                 }
                 for ip, u in self.ips.items()
             },
+            "requests_by_key": {key: dict(sorted(r.items())) for key, r in self.by_key.items()},
             "accounts": {
                 name: {
                     "orders_10s": o.in_10s if o.ten_s == now // TEN_S_MS else 0,
@@ -264,9 +275,7 @@ class Limits:
         if request.path.startswith("/_paper/"):
             return await handler(request)
         if not self.settings.enabled:
-            counted = self.ips.setdefault(request.remote or "unknown", IpUsage())
-            endpoint = f"{request.method} {request.path}"
-            counted.requests[endpoint] = counted.requests.get(endpoint, 0) + 1  # counted even without limits
+            self._count(request, self.ips.setdefault(request.remote or "unknown", IpUsage()))  # counted anyway
             return await handler(request)
         ip = request.remote or "unknown"
         if request.path.startswith(WEBSOCKETS) and request.method == "GET":
@@ -284,8 +293,7 @@ class Limits:
         refused, usage = self.admit(ip, weight)
         if refused is not None:
             return refused
-        endpoint = f"{request.method} {request.path}"
-        usage.requests[endpoint] = usage.requests.get(endpoint, 0) + 1
+        self._count(request, usage)
         order_usage = None
         if (request.method, request.path) in NEW_ORDERS:
             account = request.headers.get("X-MBX-APIKEY", "")

@@ -678,6 +678,19 @@ class Store:
                     (row.follower, row.intent.symbol, str(amount)),
                 )
 
+    def last_fill(self, follower: str) -> int:
+        """The position of the follower's latest fill in the journal (0: none yet)."""
+        row = self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM fills WHERE follower=?", (follower,)).fetchone()
+        return int(row[0])
+
+    def fills_since(self, follower: str, after: int) -> list[tuple[str, Decimal, Decimal]]:
+        """(symbol, signed quantity, price) of the follower's fills journaled after position `after`."""
+        rows = self._db.execute(
+            "SELECT symbol, signed_qty, price FROM fills WHERE follower=? AND rowid > ? ORDER BY rowid",
+            (follower, after),
+        )
+        return [(s, Decimal(q), Decimal(p)) for s, q, p in rows]
+
     def set_follower_position(self, follower: str, symbol: str, amount: Decimal) -> None:
         with self.transaction() as db:
             db.execute(

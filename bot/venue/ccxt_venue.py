@@ -34,6 +34,7 @@ WEIGHT_MARKS_ALL = 10  # premiumIndex without a symbol
 WEIGHT_OPEN_ORDERS_ALL = 40  # openOrders (and openAlgoOrders) without a symbol
 WEIGHT_OPEN_ORDERS_ONE = 1  # with one
 WEIGHT_INCOME = 30
+WEIGHT_COMMISSION_RATE = 20
 
 
 def _retry_after(client: Any) -> float | None:
@@ -237,6 +238,13 @@ class AccountVenue:
             if amount:
                 out[str(row["symbol"])] = (amount, Decimal(str(row.get("entryPrice", "0"))))
         return out, {str(row["symbol"]) for row in rows}
+
+    async def taker_rate(self, market_id: str) -> Decimal:
+        """The account's taker commission rate (weight 20: read once per follower and kept)."""
+        row = await self._read(
+            lambda: self.client.fapiPrivateGetCommissionRate({"symbol": market_id}), WEIGHT_COMMISSION_RATE
+        )
+        return Decimal(str(row.get("takerCommissionRate", "0")))
 
     async def mark_prices(self) -> dict[str, Decimal]:
         rows = await self._read(self.client.fapiPublicGetPremiumIndex, WEIGHT_MARKS_ALL)
