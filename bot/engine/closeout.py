@@ -8,19 +8,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.core.model import Intent, Leg, Market, Plan
-from bot.engine.orders import END, STOP, OrderSender
+from bot.engine.orders import END, STOP, FollowerPart, OrderSender
 from bot.engine.reconcile import cancel_orders
 
 
-class CloseOut:
+class CloseOut(FollowerPart):
     def __init__(self, orders: OrderSender, markets: Mapping[str, Market]) -> None:
-        self.orders = orders
-        self.markets = markets
-        self.name = orders.name
-        self.venue = orders.venue
-        self.store = orders.store
-        self.clock = orders.clock
-        self.log = orders.log
+        super().__init__(orders, markets)
         self.rounds = 0
 
     def begin(self, final_state: str, reason: str) -> None:

@@ -5,12 +5,13 @@ exchange still holds open is followed until it is final."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from bot.core.ids import client_order_id
-from bot.core.model import Leg, Plan
+from bot.core.model import Leg, Market, Plan
 from bot.engine.clock import Clock
 from bot.engine.journal import PlanJournal, PlanRecord
 from bot.store.db import IntentRow, Store
@@ -205,3 +206,17 @@ class OrderSender:
             lead_change=row.seq,
             kind=row.kind,
         )
+
+
+class FollowerPart:
+    """What a part of one follower's mirror works with: its order sender (and through it the follower's name,
+    venue, store, clock and log) and the markets."""
+
+    def __init__(self, orders: OrderSender, markets: Mapping[str, Market]) -> None:
+        self.orders = orders
+        self.markets = markets
+        self.name = orders.name
+        self.venue = orders.venue
+        self.store = orders.store
+        self.clock = orders.clock
+        self.log = orders.log

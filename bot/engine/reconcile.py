@@ -3,12 +3,12 @@ intervention, logged and undone. Orders the bot did not place, conditional ones 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
-from bot.core.model import ZERO, Market, Plan
+from bot.core.model import ZERO, Plan
 from bot.core.sync import plan_correction, reconcile_target
-from bot.engine.orders import RECONCILE, OrderSender
+from bot.engine.orders import RECONCILE, FollowerPart
 from bot.venue.ccxt_venue import AccountVenue
 
 
@@ -39,16 +39,7 @@ async def cancel_orders(
     return cancelled
 
 
-class Reconciler:
-    def __init__(self, orders: OrderSender, markets: Mapping[str, Market]) -> None:
-        self.orders = orders
-        self.markets = markets
-        self.name = orders.name
-        self.venue = orders.venue
-        self.store = orders.store
-        self.clock = orders.clock
-        self.log = orders.log
-
+class Reconciler(FollowerPart):
     async def reconcile(self) -> int:
         """The exchange against what our own fills add up to. Returns the corrections made."""
         await self.orders.resolve_unfinished()

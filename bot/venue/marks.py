@@ -11,6 +11,8 @@ from typing import Any
 
 import ccxt.pro as ccxt_pro
 
+from bot.venue.stream import until_stopped
+
 Marks = dict[str, Decimal]
 
 
@@ -33,7 +35,7 @@ class MarkStream:
             client.set_markets_from_exchange(self.markets_from)
             try:
                 while not stopping.is_set():
-                    tickers = await self._next(client, stopping)
+                    tickers: dict[str, Any] | None = await until_stopped(client.watch_mark_prices, stopping)
                     if tickers is None:
                         break
                     if not self.connected:
@@ -62,20 +64,3 @@ class MarkStream:
             finally:
                 with contextlib.suppress(Exception):
                     await client.close()
-
-    @staticmethod
-    async def _next(client: Any, stopping: asyncio.Event) -> dict[str, Any] | None:
-        watch = asyncio.ensure_future(client.watch_mark_prices())
-        stop = asyncio.ensure_future(stopping.wait())
-        try:
-            await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not watch.done():
-                watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await watch
-        if watch.done() and not watch.cancelled():
-            result: dict[str, Any] = watch.result()
-            return result
-        return None

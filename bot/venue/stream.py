@@ -5,12 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import ccxt.pro as ccxt_pro
 
 from bot.venue.errors import Temporary
+
+T = TypeVar("T")
+
+
+async def until_stopped(watch_once: Callable[[], Awaitable[T]], stopping: asyncio.Event) -> T | None:
+    """One ccxt.pro watch, or None as soon as `stopping` is set (the watch is then cancelled)."""
+    watch = asyncio.ensure_future(watch_once())
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not watch.done():
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watch
+    if watch.done() and not watch.cancelled():
+        return watch.result()
+    return None
 
 
 class StreamError(Temporary):
@@ -26,21 +45,10 @@ class PositionStream:
 
     async def next_change(self, stopping: asyncio.Event) -> None:
         """Waits for the next position event (the first call subscribes), or until `stopping` is set."""
-        watch = asyncio.ensure_future(self._client.watch_positions())
-        stop = asyncio.ensure_future(stopping.wait())
         try:
-            await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not watch.done():
-                watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await watch
-        if watch.done() and not watch.cancelled():
-            try:
-                watch.result()
-            except (ccxt_pro.BaseError, OSError) as exc:
-                raise StreamError(f"{type(exc).__name__}: {exc}"[:300]) from None
+            await until_stopped(self._client.watch_positions, stopping)
+        except (ccxt_pro.BaseError, OSError) as exc:
+            raise StreamError(f"{type(exc).__name__}: {exc}"[:300]) from None
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
