@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,11 @@ async def client_ids_are_unique(paper: Paper, name: str) -> int:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert duplicates == [], f"{name}: client order ids sent for two orders: {duplicates}"
     return len(orders)
+
+
+def event_time(event: dict[str, Any]) -> float:
+    """A log event's `ts` as seconds since the epoch."""
+    return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
 
 
 def follower_states(tmp_path: Path) -> dict[str, str]:

@@ -30,7 +30,6 @@ from bot.venue.ccxt_venue import AccountVenue
 class MirrorConfig:
     max_leverage: Decimal
     equity_max_age_ms: int = 5000  # for sizing
-    stop_loss_max_age_ms: int = 1000  # how often the stop loss is checked: every poll
     true_up_ms: int = 30_000  # between REST reads of the account, the stop loss runs on an estimate
 
 

@@ -14,7 +14,7 @@ from bot.core.ids import client_order_id
 from bot.core.model import Leg, Market, Plan
 from bot.engine.clock import Clock
 from bot.engine.journal import PlanJournal, PlanRecord
-from bot.store.db import IntentRow, Store
+from bot.store.db import OPEN_STATUSES, IntentRow, Store
 from bot.venue.ccxt_venue import AccountVenue, OrderResult
 from bot.venue.errors import Rejected, Temporary, UnknownOutcome
 
@@ -80,7 +80,7 @@ class OrderSender:
 
     async def execute(self, kind: str, seq: int) -> None:
         for row in self.store.intents_of(self.name, kind, seq):
-            if row.status in ("pending", "unknown", "working"):
+            if row.status in OPEN_STATUSES:
                 await self.drive(row)
 
     async def resolve_unfinished(self) -> None:

@@ -275,7 +275,6 @@ class Runtime:
         config = MirrorConfig(
             max_leverage=self.settings.protection.max_leverage,
             equity_max_age_ms=int(max(5.0, 3 * self.settings.bot.poll_interval_s) * 1000),
-            stop_loss_max_age_ms=int(self.settings.bot.poll_interval_s * 1000),
         )
         mirror = FollowerMirror(follower, venue, store, self.rules, self.prices, self.clock, config, self.log)
         mirror.orders.journal = self.journal

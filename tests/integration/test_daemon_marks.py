@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.conftest import BTC, ETH
-from tests.daemon_harness import paper_accounts, start_daemon, wait_positions, write_config
+from tests.daemon_harness import event_time, paper_accounts, start_daemon, wait_positions, write_config
 from tests.paper_harness import Paper, running_paper
 
 D = Decimal
@@ -63,7 +63,6 @@ async def test_streamed_marks_are_read_without_a_request_while_fresh() -> None:
 
 async def test_a_stop_loss_fired_by_a_mark_move_alone_makes_no_request_but_its_closes(tmp_path: Path) -> None:
     import time
-    from datetime import datetime
 
     async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
         config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000, "total_stop_loss_pct": 30}})
@@ -82,7 +81,7 @@ async def test_a_stop_loss_fired_by_a_mark_move_alone_makes_no_request_but_its_c
         moved = time.time()
         await paper.set_price("ETHUSDT", "1400")  # copy equity 680: below the 700 threshold, by the mark alone
         (hit,) = await daemon.wait_event("follower_stop_loss_triggered")
-        fired = datetime.fromisoformat(hit["ts"].replace("Z", "+00:00")).timestamp()
+        fired = event_time(hit)
         assert fired - moved <= 2.0, f"fired {fired - moved:.2f}s after the mark moved"
         assert D(hit["copy_equity"]) == D(680)  # the estimate: 1,000 + 0.2 x (1,400 - 3,000)
         await daemon.wait_event("follower_stopped")

@@ -3,14 +3,13 @@ with Retry-After, conditional orders placed by hand."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import ETH
 from tests.daemon_harness import (
     drop_follower,
+    event_time,
     fault,
     hup,
     paper_accounts,
@@ -22,10 +21,6 @@ from tests.paper_harness import running_paper
 
 D = Decimal
 ORDER = "/fapi/v1/order"
-
-
-def ts(event: dict[str, Any]) -> float:
-    return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
 
 
 async def test_an_order_the_exchange_still_holds_open_is_followed_until_it_fills(tmp_path: Path) -> None:
@@ -56,7 +51,7 @@ async def test_an_order_answered_429_waits_for_retry_after_before_any_request(tm
         (unknown,) = await daemon.wait_event("order_outcome_unknown")
         assert unknown["lookup_in_s"] == "2.0"
         (filled,) = await daemon.wait_event("follower_order_filled")
-        assert ts(filled) - ts(unknown) >= 2.0
+        assert event_time(filled) - event_time(unknown) >= 2.0
         assert len((await paper.state("f1"))["orders"]) == 1  # 429'd orders are not executed: sent again once
         assert await daemon.stop() == 0
 

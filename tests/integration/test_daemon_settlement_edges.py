@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import json
 import time
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from tests.daemon_harness import (
     Daemon,
     bot_process,
     drop_follower,
+    event_time,
     fault,
     hup,
     paper_accounts,
@@ -58,10 +58,6 @@ def report(tmp_path: Path, cycle: str) -> dict[str, Any]:
     return data
 
 
-def ts(event: dict[str, Any]) -> float:
-    return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
-
-
 async def test_a_follower_stopped_and_reactivated_in_one_cycle_is_settled_for_both_episodes(tmp_path: Path) -> None:
     seconds = 10
     async with running_paper(paper_accounts("100000", {"f1": "2000"})) as paper:
@@ -78,8 +74,8 @@ async def test_a_follower_stopped_and_reactivated_in_one_cycle_is_settled_for_bo
         second = (await daemon.wait_event("follower_activated", count=2))[-1]
         assert second["episode"] == "2" and second["reserve"] == "690.00000000"
         # both episodes are settled, each in the cycle it was in (one cycle, unless the machine was slow)
-        first_cycle = await settled(daemon, seconds, ts(stopped))
-        second_cycle = await settled(daemon, seconds, ts(second))
+        first_cycle = await settled(daemon, seconds, event_time(stopped))
+        second_cycle = await settled(daemon, seconds, event_time(second))
         first = next(r for r in report(tmp_path, first_cycle["cycle"])["followers"] if r["episode"] == "1")
         again = next(r for r in report(tmp_path, second_cycle["cycle"])["followers"] if r["episode"] == "2")
         assert (D(first["e_start"]), D(first["e_end"]), D(first["pnl"])) == (D(1000), D(690), D(-310))
@@ -126,7 +122,7 @@ async def test_a_transfer_completed_in_a_later_cycle_is_never_pnl(tmp_path: Path
         await paper.control("DELETE", "/faults")  # paid during a later cycle
         (paid,) = await daemon.wait_event("transfer_completed", timeout=30)
         assert paid["amount"] == "20.00"
-        later = await settled(daemon, seconds, ts(paid) + 2 * seconds)  # the cycle after the one it was paid in
+        later = await settled(daemon, seconds, event_time(paid) + 2 * seconds)  # the cycle after the one it was paid in
         assert await daemon.stop() == 0
         first = cycle_index(losing)
         for index in range(first + 1, cycle_index(later) + 1):
@@ -152,7 +148,7 @@ async def test_failing_transfers_back_off_and_a_hopeless_one_waits_for_bot_settl
         assert [f["retry_in_s"] for f in failures[:4]] == ["1.0", "2.0", "4.0", "8.0"]
         assert all(f["status"] == "pending" for f in failures)
         for before, after in itertools.pairwise(failures[:4]):
-            assert ts(after) - ts(before) >= float(before["retry_in_s"]) - 0.05  # not once a second
+            assert event_time(after) - event_time(before) >= float(before["retry_in_s"]) - 0.05  # not once a second
         assert await daemon.stop() == 0
         code, out = await run("status", config, env)
         assert code == 0 and "transfers: 1 pending" in out
