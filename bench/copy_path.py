@@ -57,10 +57,11 @@ def rss_mb(pid: int) -> float:
 class Setup:
     """A paper exchange process and a daemon process with `n` followers."""
 
-    def __init__(self, n: int, lead_source: str, workdir: Path) -> None:
+    def __init__(self, n: int, lead_source: str, workdir: Path, stop_loss_pct: int | None = None) -> None:
         self.n = n
         self.lead_source = lead_source
         self.workdir = workdir
+        self.stop_loss_pct = stop_loss_pct
         self.names = [f"f{i:04d}" for i in range(n)]
         self.events: list[dict[str, Any]] = []
 
@@ -87,8 +88,7 @@ class Setup:
         return {
             "accounts": accounts,
             "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
-            "limits": {"enabled": False},  # measures speed, not the budget (issue #10 adds a budget benchmark)
-            "commission": {"maker": "0", "taker": "0"},
+            "commission": {"maker": "0", "taker": "0"},  # Binance's limits: on, as the exchange's default
         }
 
     def config(self, url: str) -> tuple[Path, dict[str, str]]:
@@ -122,6 +122,8 @@ class Setup:
                 f'api_secret_env = "{upper}_SECRET"',
                 "investment = 1000",
             ]
+            if self.stop_loss_pct is not None:
+                lines.append(f"total_stop_loss_pct = {self.stop_loss_pct}")
         path = self.workdir / "bot.toml"
         path.write_text("\n".join(lines) + "\n")
         return path, env
@@ -163,7 +165,8 @@ class Setup:
             limit=2**24,
         )
         self.reader = asyncio.create_task(self._read())
-        await self.wait_for(lambda: any(e.get("event") == "daemon_started" for e in self.events), 120)
+        # a first activation reads each follower's account (weight 5): paced by the request budget
+        await self.wait_for(lambda: any(e.get("event") == "daemon_started" for e in self.events), 900)
         self.startup_s = time.perf_counter() - started
         if self.lead_source == "stream":
             await self.wait_for(lambda: any(e.get("event") == "stream_connected" for e in self.events), 30)
@@ -188,10 +191,17 @@ class Setup:
     def named(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
 
-    async def lead_change(self, side: str) -> tuple[int, dict[str, Any]]:
+    async def control(self, method: str, path: str, body: Any = None) -> Any:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, f"{self.url}/_paper{path}", json=body) as resp,
+        ):
+            return await resp.json()
+
+    async def lead_change(self, side: str, qty: int = 20) -> tuple[int, dict[str, Any]]:
         """One lead order; returns its fill time at the exchange and the daemon's lead_position_changed."""
         seen = len(self.named("lead_position_changed"))
-        order = await self.lead.create_order("ETH/USDT:USDT", "market", side, 20)  # followers: 0.1 ETH
+        order = await self.lead.create_order("ETH/USDT:USDT", "market", side, qty)  # followers: 0.1 ETH for 20
         filled_ms = int(order["info"]["updateTime"])
         await self.wait_for(lambda: len(self.named("lead_position_changed")) > seen, 30)
         return filled_ms, self.named("lead_position_changed")[seen]

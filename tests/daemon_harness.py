@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def paper_accounts(lead_usdt: str, followers: dict[str, str], commission: str = "0") -> dict[str, Any]:
-    """An accounts file: the lead and followers with their USDT, fixed prices, zero fees by default."""
+    """An accounts file: the lead and followers with their USDT, fixed prices, zero fees by default, and
+    Binance's limits (the paper exchange's default)."""
     names = {"lead": lead_usdt, **followers}
     return {
         "accounts": [
@@ -39,9 +40,6 @@ def paper_accounts(lead_usdt: str, followers: dict[str, str], commission: str = 
         "master": {"api_key": "master-key-000001", "api_secret": "master-secret-000001"},
         "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
         "commission": {"maker": commission, "taker": commission},
-        # the daemon polls each follower's account today and would pass Binance's per-IP weight within a
-        # minute: these tests run without limits until its request budget lands (issue #10, parts 2-5)
-        "limits": {"enabled": False},
     }
 
 

@@ -31,6 +31,17 @@ class Market:
         return result if qty >= 0 else -result
 
 
+@dataclass(frozen=True, slots=True)
+class EquityBase:
+    """A REST read of a follower's account, and what its copy equity is estimated from until the next (SPEC 12)."""
+
+    account_equity: Decimal  # the account's, not the copy's: an investment change moves the reserve meanwhile
+    positions: dict[str, Decimal]  # the follower's copy positions at the read
+    marks: dict[str, Decimal]  # the marks they were valued at
+    last_fill: int  # the journal position of the last fill the read includes
+    read_ms: int
+
+
 def sign(value: Decimal | Fraction) -> int:
     return (value > 0) - (value < 0)
 

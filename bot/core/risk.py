@@ -38,11 +38,12 @@ def estimated_copy_equity(
     12): the positions held then move with their marks, and each fill since (symbol, signed quantity, price)
     adds `quantity × (mark − price)` less its fee, whether it opened or closed (realized PnL and fee go to the
     wallet, the rest is unrealized: at the same mark, equity moves by exactly that). Funding between reads is
-    left to the next true-up. A symbol without a mark now keeps its base mark."""
-    moved = sum(
-        (qty * (marks.get(s, base_marks.get(s, ZERO)) - base_marks.get(s, ZERO)) for s, qty in base_positions.items()),
-        ZERO,
-    )
+    left to the next true-up. A symbol without a mark now (or then) has not moved."""
+    moved = ZERO
+    for symbol, qty in base_positions.items():
+        then = base_marks.get(symbol, marks.get(symbol))
+        if then is not None:
+            moved += qty * (marks.get(symbol, then) - then)
     for symbol, qty, price in fills_since:
         moved += qty * (marks.get(symbol, price) - price) - abs(qty) * price * fee_rate
     return base + moved

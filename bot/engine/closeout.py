@@ -5,7 +5,7 @@ close is simply tried again, and a restart resumes where the last step left off.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from decimal import Decimal
 
 from bot.core.model import Intent, Leg, Market, Plan
 from bot.engine.orders import END, STOP, FollowerPart, OrderSender
@@ -16,12 +16,15 @@ class CloseOut(FollowerPart):
     def __init__(self, orders: OrderSender, markets: Mapping[str, Market]) -> None:
         super().__init__(orders, markets)
         self.rounds = 0
+        self._at_once = False  # begun in this process: the first round closes before it reads
+        self._seq = 0
 
     def begin(self, final_state: str, reason: str) -> None:
         """Durably: copying stops, every unfinished intent is abandoned (never sent), the follower is closing."""
         self.orders.opens_halted = True
         abandoned = self.store.begin_close_out(self.name, final_state, reason, self.clock.now_ms())
         self.rounds = 0
+        self._at_once = True
         self.log.warning(
             "follower_closing",
             final_state=final_state,
@@ -29,29 +32,42 @@ class CloseOut(FollowerPart):
             abandoned=[r.client_order_id for r in abandoned],
         )
 
-    async def _positions(self) -> dict[str, Any]:
-        return {s: q for s, (q, _) in (await self.venue.positions()).items() if s in self.markets}
+    async def _close(self, final_state: str, held: Mapping[str, Decimal]) -> None:
+        """Reduce-only market orders for `held` (what is more than the account holds is refused, never opened)."""
+        if not held:
+            return
+        kind = STOP if final_state == "stopped_loss" else END
+        self._seq = seq = max(self.clock.now_ms(), self._seq + 1)
+        closes = tuple(
+            Intent(Leg.CLOSE, s, "sell" if q > 0 else "buy", abs(q), reduce_only=True) for s, q in sorted(held.items())
+        )
+        await self.orders.journal_plan(kind, seq, Plan(intents=closes))
+        await self.orders.execute(kind, seq)
 
     async def step(self) -> bool:
-        """One round: finish this close-out's orders, cancel every open order, close what the account holds,
-        and read it again. True once it is flat: the follower then takes its final state."""
+        """One round: finish this close-out's orders, read the account, cancel every open order where it has
+        anything, close what it holds, and read it again. True once it is flat: the follower then takes its
+        final state. The first round of a close-out begun here sends the closes of what the follower's own
+        fills add up to before anything is read (SPEC 12: a stop loss's orders go out at once, never behind
+        reads in the request budget); the reads that follow confirm, and the next rounds finish the rest."""
         row = self.store.follower(self.name)
         if row is None or row.state != "closing":
             return True
         self.rounds += 1
         await self.orders.resolve_unfinished()
-        await cancel_orders(self.venue, self.log, None)
-        held = await self._positions()
+        if self._at_once:
+            self._at_once = False
+            await self._close(row.closing_to, self.store.follower_positions(self.name))
+        account = await self.venue.account()
+        # open and conditional orders symbol by symbol (weight 1 each) where the account or the bot has anything
+        watched = (account.symbols | set(self.store.follower_positions(self.name))) & set(self.markets)
+        if await cancel_orders(self.venue, self.log, None, watched, algos=False):
+            account = await self.venue.account()  # an order may have filled before it was cancelled
+        held = {s: q for s, q in account.positions.items() if s in self.markets}
         if held:
-            kind = STOP if row.closing_to == "stopped_loss" else END
-            seq = self.clock.now_ms()
-            closes = tuple(
-                Intent(Leg.CLOSE, s, "sell" if q > 0 else "buy", abs(q), reduce_only=True)
-                for s, q in sorted(held.items())
-            )
-            await self.orders.journal_plan(kind, seq, Plan(intents=closes))
-            await self.orders.execute(kind, seq)
-            held = await self._positions()
+            await self._close(row.closing_to, held)
+            account = await self.venue.account()
+            held = {s: q for s, q in account.positions.items() if s in self.markets}
         if held:
             self.log.warning(
                 "follower_close_retry",
@@ -60,7 +76,7 @@ class CloseOut(FollowerPart):
                 remaining={s: str(q) for s, q in held.items()},
             )
             return False
-        final = self.store.finish_close_out(self.name, await self.venue.equity(), self.clock.now_ms())
+        final = self.store.finish_close_out(self.name, account.equity, self.clock.now_ms())
         self.log.info(
             "follower_ended" if final.state == "ended" else "follower_stopped",
             state=final.state,

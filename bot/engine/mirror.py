@@ -11,8 +11,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from bot.core.ids import client_order_id, phase
-from bot.core.model import ZERO, FollowerView, Intent, Leg, Market
+from bot.core.ids import client_order_id
+from bot.core.model import ZERO, EquityBase, FollowerView, Intent, Leg, Market
 from bot.core.risk import estimated_copy_equity, stop_loss_hit, stop_loss_threshold
 from bot.core.sync import plan_bootstrap, plan_change
 from bot.engine.clock import Clock
@@ -23,25 +23,13 @@ from bot.engine.reconcile import Reconciler
 from bot.settings import FollowerSettings
 from bot.store.db import Store, StoredChange
 from bot.venue.budget import Priority
-from bot.venue.ccxt_venue import AccountVenue
+from bot.venue.ccxt_venue import AccountSnapshot, AccountVenue
 
 
 @dataclass(slots=True)
 class MirrorConfig:
     max_leverage: Decimal
-    equity_max_age_ms: int = 5000  # for sizing
-    true_up_ms: int = 30_000  # between REST reads of the account, the stop loss runs on an estimate
-
-
-@dataclass(frozen=True, slots=True)
-class EquityBase:
-    """A REST read of the account, and what the estimate between reads starts from."""
-
-    account_equity: Decimal  # the account's, not the copy's: an investment change moves the reserve meanwhile
-    positions: dict[str, Decimal]
-    marks: dict[str, Decimal]
-    last_fill: int
-    read_ms: int
+    taker_rate: Decimal = ZERO  # assumed for fills between true-ups (the lead's rate; a true-up corrects the rest)
 
 
 CENT = Decimal("0.01")
@@ -73,13 +61,8 @@ class FollowerMirror:
         self.orders = OrderSender(self.name, venue, store, clock, OrderConfig(config.max_leverage), self.log)
         self.reconciler = Reconciler(self.orders, markets)
         self.closeout = CloseOut(self.orders, markets)
-        self._equity: tuple[Decimal, int] | None = None
-        self._base: EquityBase | None = None
-        self._taker_rate: Decimal | None = None
+        self._base: EquityBase | None = store.equity_base(self.name)  # kept across restarts
         self.end_request: tuple[str, str] | None = None  # (state, reason): close out and stop, in the worker
-        # each follower reads its account again on its own phase, between 1 and 1.5 true-up intervals, so that
-        # hundreds of balance requests never line up with (and slow) a fan-out
-        self._true_up_ms = int(config.true_up_ms * (1 + phase(self.name) / 2))
 
     def request_end(self, state: str, reason: str) -> None:
         """Close out and stop (the worker's next step); from now on no open leaves for this follower."""
@@ -95,7 +78,9 @@ class FollowerMirror:
 
     async def activate(self, config_hash: str = "") -> bool:
         """(Re)activates the follower once it is admitted. False when its configuration cannot run."""
-        equity = await self.venue.equity()
+        await self.prices.latest()  # the marks its positions (if any) are valued at
+        account = await self.venue.account()
+        equity = account.equity
         if self.settings.investment > equity:
             self.log.error(
                 "follower_config_error",
@@ -110,8 +95,7 @@ class FollowerMirror:
         )
         if self.settings.email:
             self.store.set_email(self.name, self.settings.email)
-        self._equity = None
-        self._base = None
+        self._set_base(account)
         self.orders.opens_halted = self.end_request is not None
         self.log.info(
             "follower_activated",
@@ -125,18 +109,12 @@ class FollowerMirror:
         )
         return True
 
-    async def copy_equity(self, fresh: bool = False, max_age_ms: int | None = None) -> Decimal:
-        """Account equity − reserve, read again when older than `max_age_ms` (default: the sizing age; a read
-        for sizing is on the copy path and goes before followers' other reads in the request budget)."""
-        now = self.clock.now_ms()
-        limit = self.config.equity_max_age_ms if max_age_ms is None else max_age_ms
-        if fresh or self._equity is None or now - self._equity[1] > limit:
-            equity = await self.venue.equity(Priority.LEAD if max_age_ms is None else None)
-            self._equity = (equity, now)
-            self.store.record_equity(self.name, equity, now)
-        row = self.store.follower(self.name)
-        assert row is not None
-        return self._equity[0] - row.reserve
+    async def copy_equity(self) -> Decimal:
+        """Account equity − reserve, estimated from the last REST read (SPEC 12): no request, but the first
+        read when there is none yet (on the copy path: before followers' other reads in the budget)."""
+        if self._base is None:
+            await self.true_up(Priority.LEAD)
+        return await self._estimate()
 
     def _view(self, copy_equity: Decimal) -> FollowerView:
         return FollowerView(
@@ -156,7 +134,10 @@ class FollowerMirror:
         await self.orders.resolve_unfinished()
 
     async def reconcile(self) -> int:
-        return await self.reconciler.reconcile()
+        """One periodic pass (SPEC 5, 12): the account read once, its equity the estimate's new base (the
+        true-up), its positions and orders against what our own fills add up to. Returns the corrections."""
+        await self.orders.resolve_unfinished()
+        return await self.reconciler.reconcile(await self.true_up())
 
     async def catch_up(self, stopping: asyncio.Event) -> int:
         """Resolves unfinished intents, copies existing positions once, then every lead change not yet copied.
@@ -166,12 +147,12 @@ class FollowerMirror:
         row = self.store.follower(self.name)
         assert row is not None
         if not row.bootstrapped:
-            if await self.check_stop_loss(cached=True):
+            if await self.check_stop_loss():
                 return 0
             await self._bootstrap(row.episode)
         copied = 0
         for stored in self.store.changes_after(row.last_seq):
-            if stopping.is_set() or await self.check_stop_loss(cached=True):
+            if stopping.is_set() or await self.check_stop_loss(stored):
                 break
             await self.copy(stored)
             copied += 1
@@ -183,9 +164,10 @@ class FollowerMirror:
             if lead:
                 equity = self.store.equity("lead")
                 lead_equity = equity[0] if equity else ZERO
-                plan = plan_bootstrap(
-                    lead, lead_equity, self._view(await self.copy_equity()), self.markets, await self.prices.get()
-                )
+                for symbol in sorted(lead):
+                    await self.prices.for_plan(symbol)
+                marks = await self.prices.latest()
+                plan = plan_bootstrap(lead, lead_equity, self._view(await self.copy_equity()), self.markets, marks)
                 await self.orders.journal_plan(BOOTSTRAP, episode, plan)
         await self.orders.execute(BOOTSTRAP, episode)
         self.store.mark_bootstrapped(self.name)
@@ -198,7 +180,7 @@ class FollowerMirror:
             unignore = symbol if change.now == 0 else None  # copying resumes once the lead is flat there
         elif self._wanted(symbol):
             if not self.store.has_plan(self.name, COPY, change.seq):
-                marks = await self.prices.get()
+                marks = await self.prices.for_plan(symbol, change.seq)
                 view = self._view(await self.copy_equity())
                 plan = plan_change(change, stored.lead_equity, view, self.markets[symbol], marks)
                 await self.orders.journal_plan(COPY, change.seq, plan)
@@ -207,53 +189,57 @@ class FollowerMirror:
 
     # -- lifecycle: stop loss and investment decreases --------------------------------------------
 
-    async def _true_up(self) -> Decimal:
-        """A REST read of the account: the new base of the estimate, and `equity_drift` when the estimate had
-        drifted from it by more than a cent (funding, a fee at another rate, a deposit behind the bot's back)."""
-        estimate = await self._estimate() if self._base is not None else None
-        if self._taker_rate is None and self.markets:  # once: the estimate's fees then need no request
-            self._taker_rate = await self.venue.taker_rate(next(iter(sorted(self.markets))))
-        copy_equity = await self.copy_equity(fresh=True, max_age_ms=0)
-        marks = await self.prices.latest()
-        assert self._equity is not None
-        self._base = EquityBase(
-            self._equity[0],
-            self.store.follower_positions(self.name),
-            dict(marks),
+    def _set_base(self, account: AccountSnapshot) -> None:
+        base = EquityBase(
+            account.equity,
+            dict(account.positions),
+            dict(self.prices.known()),
             self.store.last_fill(self.name),
             self.clock.now_ms(),
         )
-        if estimate is not None and abs(estimate - copy_equity) > CENT:
-            self.log.info("equity_drift", estimated=estimate, actual=copy_equity, drift=copy_equity - estimate)
-        return copy_equity
+        self.store.save_equity_base(self.name, base)
+        self.store.record_equity(self.name, account.equity, base.read_ms)
+        self._base = base
+
+    async def true_up(self, priority: Priority | None = None) -> AccountSnapshot:
+        """A REST read of the account: the new base of the estimate, and `equity_drift` when the estimate had
+        drifted from it by more than a cent (funding, a fee at another rate, a deposit behind the bot's back).
+        Made with no order of the follower's in flight (the worker does one thing at a time)."""
+        await self.prices.latest()  # the marks the read is valued at
+        account = await self.venue.account(priority)
+        estimate = await self._estimate() if self._base is not None else None
+        self._set_base(account)
+        if estimate is not None:
+            copy_equity = await self._estimate()
+            if abs(estimate - copy_equity) > CENT:
+                self.log.info("equity_drift", estimated=estimate, actual=copy_equity, drift=copy_equity - estimate)
+        return account
 
     async def _estimate(self) -> Decimal:
         base = self._base
         assert base is not None
         fills = self.store.fills_since(self.name, base.last_fill)
-        rate = self._taker_rate or ZERO
         marks = await self.prices.latest()
-        account = estimated_copy_equity(base.account_equity, base.positions, base.marks, fills, marks, rate)
+        account = estimated_copy_equity(
+            base.account_equity, base.positions, base.marks, fills, marks, self.config.taker_rate
+        )
         row = self.store.follower(self.name)
         assert row is not None
         return account - row.reserve
 
-    async def check_stop_loss(self, cached: bool = False) -> bool:
+    async def check_stop_loss(self, change: StoredChange | None = None) -> bool:
         """SPEC section 6: at copy equity ≤ investment × (1 − pct/100), stop copying and close everything
         (the close-out itself is the worker's next step). True when it triggered.
 
-        `cached`: with the equity a plan is sized on (before planning). Otherwise, every poll: the copy equity
-        estimated from the last REST read, the streamed mark prices and the follower's own fills since, with no
-        request (SPEC 12); the account is read again every `true_up_ms`."""
+        On the copy equity estimated from the last REST read, the streamed mark prices and the follower's own
+        fills since, with no request (SPEC 12); the account is read again by each reconciliation. Before the plan
+        for a lead `change`, with the equity the plan is sized on (its symbol's mark read fresh)."""
         row = self.store.follower(self.name)
         if row is None or row.state != "active":
             return False
-        if cached:
-            copy_equity = await self.copy_equity()
-        elif self._base is None or self.clock.now_ms() - self._base.read_ms >= self._true_up_ms:
-            copy_equity = await self._true_up()
-        else:
-            copy_equity = await self._estimate()
+        if change is not None:
+            await self.prices.for_plan(change.change.symbol, change.change.seq)
+        copy_equity = await self.copy_equity()
         pct = self.settings.total_stop_loss_pct
         if not stop_loss_hit(copy_equity, row.investment, pct):
             return False

@@ -1,46 +1,82 @@
-"""Mark prices. Sizing reads them fresh by REST, one request for a whole fan-out (single flight, at most every
-`max_age_ms`): the slippage guard compares the lead's fill with the price the follower is about to pay, and a
-stream up to a second old would let a jump through. Everything else (the lead's leverage check; the stop loss
-next, issue #10) reads the exchange's mark-price stream while it is fresh, with no request."""
+"""Mark prices (SPEC 12). The exchange's mark-price stream feeds everything that needs no more than the last
+second (the stop loss, the lead's leverage check, the marks of positions a plan is not about), with no request;
+while the stream is down, REST takes over at a bounded rate. A plan's own symbol is read fresh by REST (weight
+1), once for a whole fan-out: the slippage guard compares the lead's fill with the price the follower is about
+to pay, and a stream up to a second old would let a jump through."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from bot.engine.clock import Clock
 from bot.venue.ccxt_venue import AccountVenue
 
 STREAM_FRESH_MS = 3000  # the stream pushes every second; older than this, REST takes over
+FALLBACK_MS = 2000  # REST for every mark (weight 10) at most this often while the stream is down: 300 a minute
+SYMBOL_MAX_AGE_MS = 1000  # one fresh read of a plan's symbol serves every follower's plan for one lead change
 
 
 class MarkPrices:
-    def __init__(self, venue: AccountVenue, clock: Clock, max_age_ms: int = 250) -> None:
+    def __init__(self, venue: AccountVenue, clock: Clock, on_update: Callable[[], None] | None = None) -> None:
         self._venue = venue
         self._clock = clock
-        self._max_age_ms = max_age_ms
+        self._on_update = on_update
         self._marks: dict[str, Decimal] = {}
-        self._at = -1
         self._streamed_at = -1
-        self._lock = asyncio.Lock()
+        self._all_at = -1  # the last REST read of every mark
+        self._symbol_read: dict[str, tuple[int | None, int]] = {}  # symbol -> (for which lead change, when)
+        self._in_flight: dict[str | None, asyncio.Future[None]] = {}
         self.rest_reads = 0
 
     def update(self, marks: dict[str, Decimal]) -> None:
         """Marks pushed by the stream."""
         self._marks = {**self._marks, **marks}
         self._streamed_at = self._clock.now_ms()
+        if self._on_update is not None:
+            self._on_update()
+
+    def known(self) -> dict[str, Decimal]:
+        """The marks in hand, however old, with no request."""
+        return self._marks
+
+    @property
+    def streaming(self) -> bool:
+        return self._clock.now_ms() - self._streamed_at <= STREAM_FRESH_MS
 
     async def latest(self) -> dict[str, Decimal]:
-        """The streamed marks while the stream is fresh, else `get()`."""
-        if self._clock.now_ms() - self._streamed_at <= STREAM_FRESH_MS:
-            return self._marks
-        return await self.get()
+        """The streamed marks while the stream is fresh; else every mark by REST, at most every FALLBACK_MS
+        (between two reads, the last one: at most that old)."""
+        if not self.streaming and self._clock.now_ms() - self._all_at >= FALLBACK_MS:
+            await self._shared(None, self._read_all)
+        return self._marks
 
-    async def get(self) -> dict[str, Decimal]:
-        """Fresh marks by REST (for sizing), shared by every caller within `max_age_ms`."""
-        async with self._lock:  # single flight: concurrent followers share one request
-            if self._clock.now_ms() - self._at > self._max_age_ms:
-                self._marks = {**self._marks, **await self._venue.mark_prices()}
-                self._at = self._clock.now_ms()
-                self.rest_reads += 1
-            return self._marks
+    async def for_plan(self, symbol: str, change: int | None = None) -> dict[str, Decimal]:
+        """Every mark as `latest()`, with `symbol`'s read fresh by REST (weight 1): one request serves every
+        follower's plan for the same lead `change` (None: any plan) within SYMBOL_MAX_AGE_MS."""
+        marks = await self.latest()
+        read_for, read_at = self._symbol_read.get(symbol, (None, -(10**12)))
+        if read_for != change or self._clock.now_ms() - read_at > SYMBOL_MAX_AGE_MS:
+            await self._shared(f"{symbol}:{change}", lambda: self._read_one(symbol, change))
+            marks = self._marks
+        return marks
+
+    async def _shared(self, key: str | None, read: Callable[[], Awaitable[None]]) -> None:
+        """Single flight: callers asking while a read is out wait for that read (and share its failure)."""
+        pending = self._in_flight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(read())
+            self._in_flight[key] = pending
+            pending.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        await asyncio.shield(pending)
+
+    async def _read_all(self) -> None:
+        self._marks = {**self._marks, **await self._venue.mark_prices()}
+        self._all_at = self._clock.now_ms()
+        self.rest_reads += 1
+
+    async def _read_one(self, symbol: str, change: int | None) -> None:
+        self._marks = {**self._marks, symbol: await self._venue.mark_price(symbol)}
+        self._symbol_read[symbol] = (change, self._clock.now_ms())
+        self.rest_reads += 1

@@ -9,7 +9,7 @@ from typing import Any
 from bot.core.model import ZERO, Plan
 from bot.core.sync import plan_correction, reconcile_target
 from bot.engine.orders import RECONCILE, FollowerPart
-from bot.venue.ccxt_venue import AccountVenue
+from bot.venue.ccxt_venue import AccountSnapshot, AccountVenue
 
 
 async def cancel_orders(
@@ -40,17 +40,16 @@ async def cancel_orders(
 
 
 class Reconciler(FollowerPart):
-    async def reconcile(self) -> int:
-        """The exchange against what our own fills add up to. Returns the corrections made."""
-        await self.orders.resolve_unfinished()
-        held, symbols = await self.venue.account_symbols()
-        actual = {s: q for s, (q, _) in held.items()}
+    async def reconcile(self, account: AccountSnapshot) -> int:
+        """The exchange (`account`: read with no order of ours unresolved) against what our own fills add up to.
+        Returns the corrections made."""
+        actual = account.positions
         expected = self.store.follower_positions(self.name)
         lead = self.store.lead_positions()
         row = self.store.follower(self.name)
         caught_up = row is not None and row.last_seq >= self.store.last_seq()
         # open orders symbol by symbol where the account has anything (position risk lists those) or should
-        watched = (symbols | set(expected)) & set(self.markets)
+        watched = (account.symbols | set(expected)) & set(self.markets)
         prefix = f"cb-{self.store.epoch}-"
         corrections = await cancel_orders(self.venue, self.log, prefix, watched, algos=False)
         seq = self.clock.now_ms()

@@ -8,6 +8,7 @@ import fcntl
 import json
 import signal
 from collections.abc import Coroutine, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,7 +23,7 @@ from bot.engine.prices import MarkPrices
 from bot.engine.settle import Settler
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
-from bot.venue.budget import Budgets, Priority, reconcile_interval
+from bot.venue.budget import Budgets, Priority, paced_interval, pass_spacing_s
 from bot.venue.ccxt_venue import AccountVenue, build_client, host_of, market_rules
 from bot.venue.errors import Fatal, VenueError
 from bot.venue.http import SharedHttp
@@ -83,6 +84,8 @@ class Runtime:
         self.mirrors: dict[str, FollowerMirror] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.reconcile_interval_s = settings.bot.reconcile_interval_s  # stretched to what the budget holds
+        self._first_reconcile: dict[str, int] = {}  # the first passes, spread over what the budget gives them
+        self.taker_rate = Decimal(0)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Every task of the daemon: one that dies of an error logs it with its traceback and stops the daemon
@@ -156,10 +159,17 @@ class Runtime:
         for venue in usable:
             try:
                 markets = await venue.load_markets(first if venue is not first else None)
-                await venue.equity()
+                if venue is first:
+                    # one read of the commission rate, assumed for every follower's fills between true-ups
+                    market_id = str(min(m["id"] for m in markets.values()))
+                    self.taker_rate = await venue.taker_rate(market_id)
+                else:
+                    await venue.check_access(market_id)  # weight 1, not an account read (5) per follower
             except VenueError as exc:
                 self.log.error("startup_account_unreachable", account=venue.name, error=str(exc))
                 failed = True
+                if venue is first:
+                    break
         return None if failed else markets
 
     async def _run(self, store: Store) -> int:
@@ -185,7 +195,7 @@ class Runtime:
             self.log.error("startup_failed", reason="configuration error", problems=problems)
             return EXIT_CONFIG
         prices_from = self.venues[lead.name if lead and not lead_gone else self.settings.followers[0].name]
-        self.prices = MarkPrices(prices_from, self.clock)
+        self.prices = MarkPrices(prices_from, self.clock, on_update=self._on_change)  # stop losses on every mark
         self.journal = PlanJournal(store)
         self.lifecycle = Lifecycle(store, protection_of(self.settings.protection), self.clock, self.log)
         for follower in self.settings.followers:
@@ -222,7 +232,7 @@ class Runtime:
         await self.settler.snapshot_due()
         self.lifecycle.configure(self.settings.followers, self.mirrors, lead.name)
         await self.lifecycle.review(self._order(), self.mirrors)
-        self._pace_reconciliation(store)
+        self._pace(store, starting=True)
         self.log.info(
             "daemon_started",
             followers=sorted(self.mirrors),
@@ -272,10 +282,7 @@ class Runtime:
         venue = self.venues.get(follower.name) or self._venue(follower)
         # sizing uses a copy equity at most a few polls old: each worker refreshes it every poll anyway
         # (stop-loss check), so a lead change never waits for a balance request
-        config = MirrorConfig(
-            max_leverage=self.settings.protection.max_leverage,
-            equity_max_age_ms=int(max(5.0, 3 * self.settings.bot.poll_interval_s) * 1000),
-        )
+        config = MirrorConfig(self.settings.protection.max_leverage, self.taker_rate)
         mirror = FollowerMirror(follower, venue, store, self.rules, self.prices, self.clock, config, self.log)
         mirror.orders.journal = self.journal
         self.mirrors[follower.name] = mirror
@@ -352,7 +359,7 @@ class Runtime:
     async def _worker(self, mirror: FollowerMirror, store: Store) -> None:
         """One follower's loop: one slow or failing follower never holds up the others."""
         wake = self._wakes[mirror.name]
-        next_reconcile = 0  # reconcile at start, then every reconcile_interval_s
+        next_reconcile = self._first_reconcile.pop(mirror.name, 0)  # spread at start, then every interval
         backoff = 1.0
         while not self.stopping.is_set():
             wake.clear()
@@ -398,10 +405,8 @@ class Runtime:
         if self.clock.now_ms() >= next_reconcile:
             await mirror.reconcile()
             reconciled = True
-        copied = await mirror.catch_up(self.stopping)  # checks the stop loss before each plan
-        # after copying, check with the equity in hand: a balance request per follower right after a
-        # fan-out would compete with the other followers' orders; the next poll refreshes it
-        await mirror.check_stop_loss(cached=copied > 0)
+        await mirror.catch_up(self.stopping)  # checks the stop loss before each plan
+        await mirror.check_stop_loss()  # on the estimate (no request), or the account's true-up when due
         after = store.follower(mirror.name)
         if after is not None and after.state == "closing":
             await mirror.closeout.step()  # the stop loss just hit: the first round goes out at once
@@ -488,23 +493,25 @@ class Runtime:
                 self._start_worker(name, store)
                 self.log.info("follower_added", follower=name)
         self.lifecycle.configure(settings.followers, self.mirrors, lead.name)
-        self._pace_reconciliation(store)
+        self._pace(store)
         self.log.info("config_reloaded", followers=sorted(new))
         for wake in self._wakes.values():
             wake.set()
 
-    def _pace_reconciliation(self, store: Store) -> None:
+    def _pace(self, store: Store, starting: bool = False) -> None:
         """The reconciliation interval the request budget can hold for every follower (SPEC 12): it stretches
-        rather than the budget breaking. Logged at start and on each reload."""
+        rather than the budget breaking. Logged at start and on each reload. At start, the first passes are
+        spread over the time the budget needs for them, so that no worker waits in its queue meanwhile."""
         configured = self.settings.bot.reconcile_interval_s
-        followers = list(self.mirrors.values())
-        if not followers:
-            self.reconcile_interval_s = configured
-            return
-        budget = followers[0].venue.budget
+        followers = [self.mirrors[n] for n in self._order() if n in self.mirrors]
+        budget = followers[0].venue.budget if followers else None
         allowance = budget.allowance if budget is not None else 10**9
         weight = RECONCILE_BASE_WEIGHT + RECONCILE_SYMBOL_WEIGHT * max(3, len(store.lead_positions()))
-        self.reconcile_interval_s = reconcile_interval(configured, len(followers), weight, allowance)
+        self.reconcile_interval_s = paced_interval(configured, len(followers), weight, allowance)
+        if starting:
+            now, gap_s = self.clock.now_ms(), pass_spacing_s(weight, allowance)
+            for i, mirror in enumerate(followers):
+                self._first_reconcile[mirror.name] = now + int(i * gap_s * 1000)
         self.log.info(
             "reconcile_interval_effective",
             configured_s=configured,

@@ -152,9 +152,8 @@ class Settler:
         venue = self.venues[episode.follower]
         start = max(cycle.start_ms, episode.activated_ms)
         end = min(cycle.end_ms, episode.ended_ms + 1 if episode.ended_ms is not None else cycle.end_ms)
-        commission = await venue.income("COMMISSION", start, end)
-        funding = await venue.income("FUNDING_FEE", start, end)
-        return -sum((a for _, a in commission), ZERO), sum((a for _, a in funding), ZERO)
+        income = await venue.income(("COMMISSION", "FUNDING_FEE"), start, end)  # one listing: weight 30 a page
+        return -sum((a for _, a in income["COMMISSION"]), ZERO), sum((a for _, a in income["FUNDING_FEE"]), ZERO)
 
     async def settle_cycle(self, cycle: Cycle) -> None:
         """Records the settlement of every episode active in the cycle, with its transfers, and the reports."""

@@ -206,8 +206,8 @@ class BinanceApi:
             ("GET", "/fapi/v2/ticker/price", public, self.ticker_price),
             ("GET", "/fapi/v1/ticker/bookTicker", public, self.book_ticker),
             ("GET", "/fapi/v1/premiumIndex", public, self.premium_index),
-            ("GET", "/fapi/v2/account", signed, lambda c: self.account(c, with_positions=True)),
-            ("GET", "/fapi/v3/account", signed, lambda c: self.account(c, with_positions=False)),
+            ("GET", "/fapi/v2/account", signed, lambda c: self.account(c, ordered=False)),
+            ("GET", "/fapi/v3/account", signed, lambda c: self.account(c, ordered=True)),
             ("GET", "/fapi/v2/balance", signed, self.balance),
             ("GET", "/fapi/v3/balance", signed, self.balance),
             ("GET", "/fapi/v2/positionRisk", signed, lambda c: self.position_risk(c, every_symbol=True)),
@@ -299,8 +299,8 @@ class BinanceApi:
 
     # -- account -----------------------------------------------------------------------------------
 
-    def account(self, call: Call, with_positions: bool) -> Any:
-        return wire.account(self.ledger, call.me, self.ledger.clock_ms(), with_positions)
+    def account(self, call: Call, ordered: bool) -> Any:
+        return wire.account(self.ledger, call.me, self.ledger.clock_ms(), True, ordered)
 
     def balance(self, call: Call) -> Any:
         figs = self.ledger.figures(call.me)
@@ -359,11 +359,8 @@ class BinanceApi:
 
     def commission_rate(self, call: Call) -> Any:
         symbol = self.ledger.market(call.need("symbol")).symbol
-        return {
-            "symbol": symbol,
-            "makerCommissionRate": wire.fmt(self.ledger.maker_rate),
-            "takerCommissionRate": wire.fmt(self.ledger.taker_rate),
-        }
+        maker, taker = self.ledger.rates(call.me)
+        return {"symbol": symbol, "makerCommissionRate": wire.fmt(maker), "takerCommissionRate": wire.fmt(taker)}
 
     # -- orders ------------------------------------------------------------------------------------
 

@@ -237,8 +237,9 @@ class ControlApi:
 
     async def drop_ws(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        if body.get("market"):  # the public market streams (mark prices)
-            return _reply({"dropped": self.x.market_streams.drop_connections()})
+        if body.get("market"):  # the public market streams (mark prices); `down_s`: refused for that long
+            down_s = float(_decimal(body.get("down_s", 0), "down_s"))
+            return _reply({"dropped": self.x.market_streams.drop_connections(down_s)})
         return _reply({"dropped": self.x.streams.drop_connections(body.get("account"))})
 
     async def expire_keys(self, request: web.Request) -> web.Response:

@@ -56,8 +56,9 @@ def _accounts() -> dict[str, Any]:
         ],
         "master": {"api_key": "demo-master-key", "api_secret": "demo-master-secret", "email": "master@paper.local"},
         "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
-        # without limits until the daemon's request budget lands (issue #10): it polls followers today
-        "limits": {"enabled": False},
+        # Binance's limits, the per-IP weight tenfold: the demo's settlement cycles of a few seconds stand in for
+        # weeks, and a week's settlement reads (income, 30 a follower) fit the real budget with days to spare
+        "limits": {"request_weight_per_minute": 24000},
     }
 
 

@@ -123,6 +123,10 @@ class Ledger:
         self._by_key[account.api_key] = account
         self._by_email[account.email] = account
 
+    def rates(self, account: Account) -> tuple[Decimal, Decimal]:
+        """The account's (maker, taker) commission rates."""
+        return account.commission or (self.maker_rate, self.taker_rate)
+
     def by_key(self, api_key: str) -> Account | None:
         account = self._by_key.get(api_key)
         return account if account is not None and account.key_enabled else None
@@ -347,7 +351,8 @@ class Ledger:
                 pos.entry_price = ZERO
         pos.amount += delta
         pos.update_ms = now
-        commission = q8(qty * price * (self.maker_rate if maker else self.taker_rate))
+        maker_rate, taker_rate = self.rates(account)
+        commission = q8(qty * price * (maker_rate if maker else taker_rate))
         account.wallet += realized - commission
         order.executed += qty
         order.cum_quote += qty * price

@@ -47,6 +47,7 @@ class MarketStreams:
         self.clock_ms = clock_ms
         self._connections: set[_Connection] = set()
         self._task: asyncio.Task[None] | None = None
+        self.down_until_ms = 0  # an outage: connections refused (HTTP 503) until then
 
     @staticmethod
     def is_market_stream(name: str) -> bool:
@@ -55,7 +56,9 @@ class MarketStreams:
     def connections(self) -> int:
         return len(self._connections)
 
-    def drop_connections(self) -> int:
+    def drop_connections(self, down_s: float = 0) -> int:
+        """Closes every market-stream connection; with `down_s`, refuses new ones for that long (an outage)."""
+        self.down_until_ms = max(self.down_until_ms, self.clock_ms() + int(down_s * 1000))
         dropped = 0
         for conn in list(self._connections):
             asyncio.get_running_loop().create_task(conn.ws.close())
@@ -111,6 +114,8 @@ class MarketStreams:
     # -- the websocket -----------------------------------------------------------------------------
 
     async def handle(self, request: web.Request, streams: list[str], combined: bool) -> web.StreamResponse:
+        if self.clock_ms() < self.down_until_ms:
+            raise web.HTTPServiceUnavailable(text="market streams unavailable")
         ws = web.WebSocketResponse(heartbeat=None, autoping=True)
         await ws.prepare(request)
         conn = _Connection(ws, combined, set(streams[:MAX_STREAMS]))

@@ -26,6 +26,13 @@ from bot.paper.state import Account
 from bot.paper.userstream import UserStreams
 
 
+class Commission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    maker: Decimal = Decimal("0.0002")
+    taker: Decimal = Decimal("0.0005")
+
+
 class AccountSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -34,6 +41,7 @@ class AccountSpec(BaseModel):
     api_secret: str = Field(min_length=8, repr=False)
     email: str = Field(min_length=3)
     usdt: Decimal = Decimal(0)
+    commission: Commission | None = None  # this account's rates (a VIP tier, a discount); else the exchange's
 
     @field_validator("usdt")
     @classmethod
@@ -50,13 +58,6 @@ class MasterSpec(BaseModel):
     api_secret: str = Field(min_length=8, repr=False)
     email: str = "master@paper.local"
     usdt: Decimal = Decimal(0)
-
-
-class Commission(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    maker: Decimal = Decimal("0.0002")
-    taker: Decimal = Decimal("0.0005")
 
 
 class Funding(BaseModel):
@@ -127,7 +128,10 @@ class PaperExchange:
         spec = AccountSpec.model_validate({k: v for k, v in data.items() if k in AccountSpec.model_fields})
         if spec.name in self.ledger.accounts or self.ledger.by_key(spec.api_key) is not None:
             raise ValueError(f"account {spec.name!r} or its key exists already")
-        self.ledger.add_account(Account(spec.name, spec.api_key, spec.api_secret, spec.email, spec.usdt))
+        account = Account(spec.name, spec.api_key, spec.api_secret, spec.email, spec.usdt)
+        if spec.commission is not None:
+            account.commission = (spec.commission.maker, spec.commission.taker)
+        self.ledger.add_account(account)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serves on host:port (0 picks a free port) and returns the base URL."""

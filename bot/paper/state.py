@@ -123,6 +123,7 @@ class Account:
     wallet: Decimal
     key_enabled: bool = True
     dual_side: bool = False
+    commission: tuple[Decimal, Decimal] | None = None  # (maker, taker) of this account; None: the exchange's
     positions: dict[str, Position] = field(default_factory=dict)
     leverage: dict[str, int] = field(default_factory=dict)
     margin_type: dict[str, str] = field(default_factory=dict)

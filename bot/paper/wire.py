@@ -287,7 +287,7 @@ def position_risk(ledger: Ledger, account: Account, pos: Position) -> Json:
         (o.remaining * o.price for o in account.open_orders.values() if o.symbol == pos.symbol and o.side == "SELL"),
         ZERO,
     )
-    fee = ledger.taker_rate
+    fee = ledger.rates(account)[1]
     break_even = pos.entry_price * (1 + fee) if pos.amount > 0 else pos.entry_price * (1 - fee)
     return {
         "symbol": pos.symbol,
@@ -330,8 +330,9 @@ def liquidation_price(ledger: Ledger, account: Account, pos: Position) -> str:
     return money(max(ZERO, price))
 
 
-def account(ledger: Ledger, acct: Account, now_ms: int, with_positions: bool) -> Json:
-    """GET /fapi/v2/account and /fapi/v3/account. Cross margin only, USDT the one asset."""
+def account(ledger: Ledger, acct: Account, now_ms: int, with_positions: bool, ordered: bool = False) -> Json:
+    """GET /fapi/v2/account and /fapi/v3/account. Cross margin only, USDT the one asset. Positions: those held,
+    and with `ordered` (v3) also the symbols with an open order, as Binance's v3 lists them."""
     figs = ledger.figures(acct)
     body: Json = {
         "feeTier": 0,
@@ -346,6 +347,7 @@ def account(ledger: Ledger, acct: Account, now_ms: int, with_positions: bool) ->
         "positions": [],
     }
     if with_positions:
+        with_orders = {o.symbol for o in acct.open_orders.values()} if ordered else set()
         body["positions"] = [
             {
                 "symbol": p.symbol,
@@ -359,8 +361,8 @@ def account(ledger: Ledger, acct: Account, now_ms: int, with_positions: bool) ->
                 "maintMargin": "0",
                 "updateTime": p.update_ms,
             }
-            for p in acct.positions.values()
-            if p.amount
+            for p in (acct.position(s) for s in sorted({*acct.positions, *with_orders}))
+            if p.amount or p.symbol in with_orders
         ]
     return body
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from bot.core.model import ZERO, Intent, LeadChange, Leg, Skip
+from bot.core.model import ZERO, EquityBase, Intent, LeadChange, Leg, Skip
 from bot.store.settlement import SettlementBook
 
 SCHEMA_VERSION = 2
@@ -84,6 +84,9 @@ CREATE TABLE IF NOT EXISTS transfers (
     episode INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS equity (
     account TEXT PRIMARY KEY, equity TEXT NOT NULL, recorded_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS equity_bases (
+    follower TEXT PRIMARY KEY, account_equity TEXT NOT NULL, positions TEXT NOT NULL, marks TEXT NOT NULL,
+    last_fill INTEGER NOT NULL, read_ms INTEGER NOT NULL);
 """
 
 # version 1 -> 2: follower numbers (ids unique by construction), activation episodes, the reserve after each
@@ -711,6 +714,33 @@ class Store:
                 " equity=excluded.equity, recorded_ms=excluded.recorded_ms",
                 (account, str(equity), now_ms),
             )
+
+    def save_equity_base(self, follower: str, base: EquityBase) -> None:
+        """The last REST read of a follower's account (and the estimate's starting point), kept across restarts
+        so that a restart needs no read per follower before it can size and check stop losses."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO equity_bases VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    follower,
+                    str(base.account_equity),
+                    json.dumps({s: str(q) for s, q in base.positions.items()}),
+                    json.dumps({s: str(p) for s, p in base.marks.items()}),
+                    base.last_fill,
+                    base.read_ms,
+                ),
+            )
+
+    def equity_base(self, follower: str) -> EquityBase | None:
+        row = self._db.execute(
+            "SELECT account_equity, positions, marks, last_fill, read_ms FROM equity_bases WHERE follower=?",
+            (follower,),
+        ).fetchone()
+        if row is None:
+            return None
+        positions = {s: Decimal(q) for s, q in json.loads(row[1]).items()}
+        marks = {s: Decimal(p) for s, p in json.loads(row[2]).items()}
+        return EquityBase(Decimal(row[0]), positions, marks, int(row[3]), int(row[4]))
 
     def equity(self, account: str) -> tuple[Decimal, int] | None:
         row = self._db.execute("SELECT equity, recorded_ms FROM equity WHERE account=?", (account,)).fetchone()

@@ -199,12 +199,22 @@ class RequestBudget:
             self.log.warning("rate_limited", host=self.host, used_weight=self.used(), wait_s=wait, status=status)
 
 
-def reconcile_interval(configured_s: float, followers: int, weight_per_pass: int, allowance: int) -> float:
-    """The reconciliation interval the budget can hold: every follower once per interval, within half of
-    the followers' share of the allowance (the other half is for their true-ups). Never below `configured_s`."""
-    per_minute = allowance * CEILING[Priority.FOLLOWER] / 2
-    needed_s = followers * weight_per_pass / per_minute * MINUTE_S if per_minute > 0 else configured_s
-    return max(configured_s, needed_s)
+def pass_rate(allowance: int) -> float:
+    """The weight a minute followers' periodic passes (reconciliation with the account's true-up) may use: half
+    of their share of the allowance; the rest is for activations, close-outs and the lookups of a busy minute."""
+    return allowance * CEILING[Priority.FOLLOWER] / 2
+
+
+def paced_interval(configured_s: float, followers: int, weight_per_pass: int, allowance: int) -> float:
+    """The interval the budget can hold for one pass per follower (SPEC 12): never below `configured_s`, and
+    stretched to what `pass_rate` gives every follower once."""
+    return max(configured_s, followers * pass_spacing_s(weight_per_pass, allowance))
+
+
+def pass_spacing_s(weight_per_pass: int, allowance: int) -> float:
+    """Seconds between two followers' passes at `pass_rate`: how far apart the first ones are spread at start."""
+    rate = pass_rate(allowance)
+    return weight_per_pass / rate * MINUTE_S if rate > 0 else 0.0
 
 
 @dataclass(order=True)

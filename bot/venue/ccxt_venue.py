@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ WEIGHT_EXCHANGE_INFO = 1
 WEIGHT_ACCOUNT = 5  # /fapi/v3/account
 WEIGHT_POSITIONS = 5  # /fapi/v3/positionRisk
 WEIGHT_MARKS_ALL = 10  # premiumIndex without a symbol
+WEIGHT_MARK_ONE = 1  # with one
 WEIGHT_OPEN_ORDERS_ALL = 40  # openOrders (and openAlgoOrders) without a symbol
 WEIGHT_OPEN_ORDERS_ONE = 1  # with one
 WEIGHT_INCOME = 30
@@ -85,6 +86,13 @@ _STATUS = {
     "EXPIRED": "expired",
     "REJECTED": "rejected",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    equity: Decimal  # totalMarginBalance
+    positions: dict[str, Decimal]  # signed base quantity per market id, the ones not flat
+    symbols: set[str]  # every market id with a position or an open order
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,28 +224,30 @@ class AccountVenue:
     async def equity(self, priority: Priority | None = None) -> Decimal:
         """SPEC section 2: Binance's totalMarginBalance (wallet balance plus unrealized PnL), read from the
         account endpoint as it is: ccxt's balance parsing costs more than the request on a busy daemon."""
+        return (await self.account(priority)).equity
+
+    async def account(self, priority: Priority | None = None) -> AccountSnapshot:
+        """One read of the account (weight 5): its equity, its positions, and every symbol it has a position or
+        an open order in (Binance's v3 account lists exactly those), so that reconciliation can ask for open
+        orders symbol by symbol (weight 1 each) instead of listing them all (weight 40)."""
         account = await self._read(self.client.fapiPrivateV3GetAccount, WEIGHT_ACCOUNT, priority)
         value = account.get("totalMarginBalance") if isinstance(account, dict) else None
         if value is None:
             raise Temporary(f"{self.name}: account without totalMarginBalance")
-        return Decimal(str(value))
+        rows = account.get("positions") or []
+        held = {str(r["symbol"]): Decimal(str(r.get("positionAmt", "0"))) for r in rows}
+        return AccountSnapshot(Decimal(str(value)), {s: q for s, q in held.items() if q}, set(held))
 
     async def positions(self) -> dict[str, tuple[Decimal, Decimal]]:
         """Signed base quantity and entry price per market id, from the raw position-risk rows (ccxt's
         fetch_positions would first load every market's leverage brackets into each client: ~1 MB apiece)."""
-        return (await self.account_symbols())[0]
-
-    async def account_symbols(self) -> tuple[dict[str, tuple[Decimal, Decimal]], set[str]]:
-        """The positions, and every symbol the account has a position or an open order in: Binance's v3
-        position risk lists exactly those, so that reconciliation can ask for open orders symbol by symbol
-        (weight 1 each) instead of listing them all (weight 40)."""
         rows = await self._read(self.client.fapiPrivateV3GetPositionRisk, WEIGHT_POSITIONS)
         out: dict[str, tuple[Decimal, Decimal]] = {}
         for row in rows:
             amount = Decimal(str(row.get("positionAmt", "0")))
             if amount:
                 out[str(row["symbol"])] = (amount, Decimal(str(row.get("entryPrice", "0"))))
-        return out, {str(row["symbol"]) for row in rows}
+        return out
 
     async def taker_rate(self, market_id: str) -> Decimal:
         """The account's taker commission rate (weight 20: read once per follower and kept)."""
@@ -249,6 +259,14 @@ class AccountVenue:
     async def mark_prices(self) -> dict[str, Decimal]:
         rows = await self._read(self.client.fapiPublicGetPremiumIndex, WEIGHT_MARKS_ALL)
         return {str(r["symbol"]): Decimal(str(r["markPrice"])) for r in rows}
+
+    async def mark_price(self, market_id: str) -> Decimal:
+        row = await self._read(lambda: self.client.fapiPublicGetPremiumIndex({"symbol": market_id}), WEIGHT_MARK_ONE)
+        return Decimal(str(row["markPrice"]))
+
+    async def check_access(self, market_id: str) -> None:
+        """A signed request of weight 1 (one symbol's open orders): the key answers and may read the account."""
+        await self._read(lambda: self.client.fapiPrivateGetOpenOrders({"symbol": market_id}), WEIGHT_OPEN_ORDERS_ONE)
 
     async def set_leverage(self, market_id: str, leverage: Decimal) -> None:
         await self._read(
@@ -331,16 +349,21 @@ class AccountVenue:
         except NotFound:
             return
 
-    async def income(self, kind: str, start_ms: int, end_ms: int, page_size: int = 1000) -> list[tuple[int, Decimal]]:
-        """The account's own income records of one type (COMMISSION, FUNDING_FEE, ...) in [start, end).
+    async def income(
+        self, kinds: Sequence[str], start_ms: int, end_ms: int, page_size: int = 1000
+    ) -> dict[str, list[tuple[int, Decimal]]]:
+        """The account's own income records of the given types (COMMISSION, FUNDING_FEE, ...) in [start, end),
+        by type. One type is asked for by name; several in one listing of every type (weight 30 a page).
 
         Pages by time: each page starts again at the last page's final millisecond, since records sharing it
         may lie on both sides of the page's end, and records seen twice are dropped by their identity."""
-        out: list[tuple[int, Decimal]] = []
+        out: dict[str, list[tuple[int, Decimal]]] = {kind: [] for kind in kinds}
         seen: set[tuple[str, ...]] = set()
         since = start_ms
         while True:
-            request = {"incomeType": kind, "startTime": since, "endTime": end_ms - 1, "limit": page_size}
+            request: dict[str, Any] = {"startTime": since, "endTime": end_ms - 1, "limit": page_size}
+            if len(out) == 1:
+                request["incomeType"] = next(iter(out))
             rows = await self._read(
                 lambda r=request: self.client.fapiPrivateGetIncome(r),  # type: ignore[misc]
                 WEIGHT_INCOME,
@@ -348,9 +371,10 @@ class AccountVenue:
             )
             for r in rows:
                 identity = tuple(str(r.get(k, "")) for k in ("tranId", "tradeId", "incomeType", "symbol", "time"))
-                if identity not in seen:
+                kind = str(r.get("incomeType", ""))
+                if identity not in seen and kind in out:
                     seen.add(identity)
-                    out.append((int(r["time"]), Decimal(str(r["income"]))))
+                    out[kind].append((int(r["time"]), Decimal(str(r["income"]))))
             if len(rows) < page_size:
                 return out
             last = int(rows[-1]["time"])

@@ -114,8 +114,8 @@ async def test_the_stop_loss_is_checked_before_a_queued_lead_change_is_planned(t
             settings = FollowerSettings(
                 name="f1", api_key_env="K", api_secret_env="S", investment=D(1000), total_stop_loss_pct=D(30)
             )
-            # sized on a fresh equity every time, so that what is under test is only the order of check and plan
-            config = MirrorConfig(D(5), equity_max_age_ms=0)
+            # the check before a plan reads that plan's symbol fresh: the estimate sees the move at once
+            config = MirrorConfig(D(5))
             mirror = FollowerMirror(
                 settings, venue, store, markets, MarkPrices(venue, clock), clock, config, logs.get()
             )

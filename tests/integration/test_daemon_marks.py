@@ -1,15 +1,18 @@
 """Mark prices from the exchange's stream (SPEC 12): the daemon follows one public stream for every market and
-reads it with no request while it is up (the lead's leverage check; the stop loss next); sizing keeps its one
-fresh REST read per fan-out for the slippage guard. Dropped, the stream reconnects and copying goes on.
-`bot run` as a real process; the MarkPrices edge with a counting venue."""
+reads it with no request while it is up (the lead's leverage check, the stop loss, the marks of other
+positions); sizing keeps one fresh REST read of the plan's symbol per fan-out (weight 1) for the slippage
+guard. Dropped, the stream reconnects and copying goes on; down, REST stands in at a bounded rate and the stop
+loss still fires. `bot run` as a real process; the MarkPrices edge with a counting venue."""
 
 from __future__ import annotations
 
+import math
+import time
 from decimal import Decimal
 from pathlib import Path
 
 from tests.conftest import BTC, ETH
-from tests.daemon_harness import event_time, paper_accounts, start_daemon, wait_positions, write_config
+from tests.daemon_harness import Daemon, event_time, paper_accounts, start_daemon, wait_positions, write_config
 from tests.paper_harness import Paper, running_paper
 
 D = Decimal
@@ -30,8 +33,8 @@ async def test_sizing_reads_the_mark_price_stream_and_falls_back_to_rest_while_i
         before = await mark_requests(paper)
         await lead.create_order(ETH, "market", "buy", 2)
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}, "f2": {"ETHUSDT": D("0.2")}})
-        # sizing: at most one fresh read serves the whole fan-out (none when one under 250 ms old is at hand)
-        assert await mark_requests(paper) - before <= 2
+        # sizing: one fresh read of ETHUSDT's mark serves the whole fan-out
+        assert await mark_requests(paper) - before == 1
         await paper.control("POST", "/ws/drop", {"market": True})
         await daemon.wait_event("mark_stream_disconnected")
         await paper.control("POST", "/ws/drop", {"market": True})  # and again, while it reconnects
@@ -61,16 +64,20 @@ async def test_streamed_marks_are_read_without_a_request_while_fresh() -> None:
     assert await prices.latest() == {"ETHUSDT": D(3100), "BTCUSDT": D(50000)} and venue.reads == 1
 
 
-async def test_a_stop_loss_fired_by_a_mark_move_alone_makes_no_request_but_its_closes(tmp_path: Path) -> None:
-    import time
+async def holding_with_a_stop(tmp_path: Path, paper: Paper) -> Daemon:
+    """f1 (1,000 invested, a 30 % stop loss) copying the lead's 2 ETH: 0.2 ETH, its stop at a mark of 1,500."""
+    config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000, "total_stop_loss_pct": 30}})
+    daemon = await start_daemon(config, env)
+    await daemon.wait_event("mark_stream_connected")
+    await paper.client("lead").create_order(ETH, "market", "buy", 2)
+    await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
+    await daemon.wait_event("reconcile_completed")
+    return daemon
 
+
+async def test_a_stop_loss_fired_by_a_mark_move_alone_makes_no_request_but_its_closes(tmp_path: Path) -> None:
     async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
-        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000, "total_stop_loss_pct": 30}})
-        daemon = await start_daemon(config, env)
-        await daemon.wait_event("mark_stream_connected")
-        await paper.client("lead").create_order(ETH, "market", "buy", 2)
-        await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
-        await daemon.wait_event("reconcile_completed")
+        daemon = await holding_with_a_stop(tmp_path, paper)
 
         async def f1_requests() -> dict[str, int]:
             usage = await paper.control("GET", "/limits")
@@ -87,14 +94,13 @@ async def test_a_stop_loss_fired_by_a_mark_move_alone_makes_no_request_but_its_c
         await daemon.wait_event("follower_stopped")
         after = await f1_requests()
         made = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
-        # nothing to find it out: only the close-out (its order, its listings of open and conditional orders,
-        # two reads of the account's positions, and the one account read that records the episode's end)
+        # nothing to find it out: only the close-out: its order, sent before any read, then one read of the
+        # account (flat, with the equity that ends the episode) and ETHUSDT's open and conditional orders
         assert made == {
             "POST /fapi/v1/order": 1,
+            "GET /fapi/v3/account": 1,
             "GET /fapi/v1/openOrders": 1,
             "GET /fapi/v1/openAlgoOrders": 1,
-            "GET /fapi/v3/positionRisk": 2,
-            "GET /fapi/v3/account": 1,
         }
         assert await daemon.stop() == 0
 
@@ -112,3 +118,23 @@ def test_the_estimate_follows_marks_and_fills_exactly() -> None:
     # and closes 0.3 at 1,600: the closing fill realizes at the same mark, equity moves only by the fee
     fills.append(("ETHUSDT", D("-0.3"), D(1600)))
     assert estimated_copy_equity(base, held, marks, fills, now, D("0.0005")) == D("729.925") - D("0.24")
+
+
+async def test_while_the_mark_stream_is_down_rest_stands_in_at_a_bounded_rate(tmp_path: Path) -> None:
+    async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
+        daemon = await holding_with_a_stop(tmp_path, paper)
+        outage_s = 8
+        await paper.control("POST", "/ws/drop", {"market": True, "down_s": outage_s})
+        (down,) = await daemon.wait_event("mark_stream_disconnected", timeout=30)
+        before = await mark_requests(paper)
+        await paper.set_price("ETHUSDT", "1400")  # copy equity 680: the 700 threshold is crossed
+        (hit,) = await daemon.wait_event("follower_stop_loss_triggered", timeout=30)
+        assert D(hit["copy_equity"]) == D(680)
+        await daemon.wait_event("follower_stopped", timeout=30)
+        (up,) = await daemon.wait_event("mark_stream_resumed", timeout=40)
+        during = await mark_requests(paper) - before
+        # every mark by REST at most every 2 s while the stream is down, whatever asks for them
+        gap_s = event_time(up) - event_time(down)
+        assert gap_s >= outage_s - 1
+        assert 1 <= during <= math.ceil(gap_s / 2) + 1, f"{during} mark requests in {gap_s:.1f} s"
+        assert await daemon.stop() == 0

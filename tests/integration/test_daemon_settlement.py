@@ -40,6 +40,20 @@ def rows(data: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {r["follower"]: r for r in data["followers"]}
 
 
+async def next_cycle_recorded(daemon: Daemon) -> float:
+    """Sleeps until the next cycle boundary, then waits (bounded) for the cycle that just ended to be recorded:
+    its boundary snapshot (E_end) is taken, so that what the test does next counts in the new cycle. Returns
+    the moment after."""
+    await next_cycle_start()
+    moment = time.time()
+    ended = int(moment) // CYCLE - 1
+    for _ in range(400):
+        if any(int(e["cycle"].split("-")[1]) == ended for e in daemon.named("settlement_recorded")):
+            return moment
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"cycle {ended} never recorded: {daemon.named('settlement_recorded')}")
+
+
 async def settled_after(daemon: Daemon, moment: float, event_name: str = "settlement_completed") -> dict[str, Any]:
     """The first settlement_completed (or `event_name`) for a cycle that started at or after `moment`."""
     for _ in range(400):
@@ -63,8 +77,7 @@ async def test_a_losing_and_a_winning_follower_with_transfers_on_the_exchange(tm
         await lead.create_order(ETH, "market", "buy", 2)
         await lead.create_order(BTC, "market", "buy", 0.02)
         await wait_positions(paper, {"win": {"ETHUSDT": D("0.2")}, "lose": {"BTCUSDT": D("0.004")}})
-        await next_cycle_start()
-        moment = time.time()
+        moment = await next_cycle_recorded(daemon)
         await paper.set_price("ETHUSDT", "3300")  # win: 0.2 · 300 = +60
         await paper.set_price("BTCUSDT", "45000")  # lose: 0.004 · -5,000 = -20
         event = await settled_after(daemon, moment)
@@ -94,8 +107,7 @@ async def test_fees_and_funding_come_from_the_exchanges_records(tmp_path: Path) 
     async with running_paper(paper_accounts("10000", {"f1": "1000"}, commission="0.0005")) as paper:
         config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, cycle_seconds=CYCLE)
         daemon = await start_daemon(config, env)
-        await next_cycle_start()
-        moment = time.time()
+        moment = await next_cycle_recorded(daemon)
         await paper.client("lead").create_order(ETH, "market", "buy", 2)
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})  # 600 notional: 0.30 commission
         await paper.control("POST", "/funding", {"rate": "0.0001"})  # the long pays 0.06
@@ -121,8 +133,7 @@ async def test_a_restart_between_recording_and_transfer_moves_money_once(tmp_pat
         await paper.control("POST", "/faults", {"path": path, "method": "POST", "kind": "drop", "execute": True})
         await paper.control("POST", "/faults", {"path": path, "method": "POST", "kind": "503", "count": 1000})
         await paper.control("POST", "/faults", {"path": path, "method": "GET", "kind": "503", "count": 1000})
-        await next_cycle_start()
-        moment = time.time()
+        moment = await next_cycle_recorded(daemon)
         await paper.set_price("ETHUSDT", "2900")  # f1 loses 20: compensation 20.00
         await settled_after(daemon, moment, "settlement_recorded")  # completed only once its transfer is done
         await daemon.wait_event("transfer_failed")

@@ -66,7 +66,9 @@ async def test_a_follower_stopped_and_reactivated_in_one_cycle_is_settled_for_bo
         daemon = await start_daemon(config, env)
         await paper.client("lead").create_order(ETH, "market", "buy", 20)
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
-        await cycle_start(seconds)
+        boundary = await cycle_start(seconds)
+        # the cycle that just ended is snapshotted (its E_end) before the price moves in the new one
+        await settled(daemon, seconds, boundary - 1, event="settlement_recorded")
         await paper.set_price("ETHUSDT", "1450")  # copy equity 690: stopped, a loss of 310
         (stopped,) = await daemon.wait_event("follower_stopped")
         rewrite(config, "total_stop_loss_pct = 30", "total_stop_loss_pct = 40")

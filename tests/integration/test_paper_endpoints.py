@@ -259,6 +259,8 @@ async def test_remaining_endpoints_through_ccxt(paper: Paper) -> None:
     assert {row["symbol"] for row in v2_positions} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
     assert next(r for r in v2_positions if r["symbol"] == "BTCUSDT")["leverage"] == "20"
     assert [p["symbol"] for p in (await ex.fapiPrivateV2GetAccount())["positions"]] == ["BTCUSDT"]
+    v3 = (await ex.fapiPrivateV3GetAccount())["positions"]  # v3: held, or with an open order (ETH's resting buy)
+    assert [(p["symbol"], p["positionAmt"]) for p in v3] == [("BTCUSDT", "0.002"), ("ETHUSDT", "0")]
     (usdt,) = await ex.fapiPrivateV2GetBalance()
     assert usdt["asset"] == "USDT"
     bids_asks = await ex.fetch_bids_asks([BTC])

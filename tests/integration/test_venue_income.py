@@ -19,9 +19,13 @@ async def test_income_pages_keep_every_record_that_shares_a_millisecond(paper: P
     for _ in range(334):
         await paper.control("POST", "/funding", {"rate": "0.0001"})
     venue = AccountVenue("alice", paper.client("alice"))
-    records = await venue.income("FUNDING_FEE", 0, 2**42)
+    records = (await venue.income(["FUNDING_FEE"], 0, 2**42))["FUNDING_FEE"]
     state = await paper.state("alice")
     funding = [i for i in state["income"] if i["incomeType"] == "FUNDING_FEE"]
     assert len(funding) == 1002
     assert len(records) == 1002
     assert sum((a for _, a in records), Decimal(0)) == sum((Decimal(i["income"]) for i in funding), Decimal(0))
+    # several types in one listing of every type (one weight-30 request a page instead of one per type)
+    both = await venue.income(["COMMISSION", "FUNDING_FEE"], 0, 2**42)
+    assert sorted(both["FUNDING_FEE"]) == sorted(records)
+    assert len(both["COMMISSION"]) == 3  # the three opening trades; other types (the deposit) are left out

@@ -106,10 +106,10 @@ async def test_a_429_stops_every_request_until_retry_after_and_is_logged_once_pe
 
 
 def test_the_reconciliation_interval_stretches_to_what_the_budget_holds() -> None:
-    from bot.venue.budget import reconcile_interval
+    from bot.venue.budget import paced_interval
 
     # 20 followers x 11 weight every 30 s = 440 a minute: within a quarter of 1,200 (300)? no: 44 s
-    assert reconcile_interval(30, 20, 11, 1200) == 44.0
-    assert reconcile_interval(30, 5, 11, 1200) == 30  # never below what is configured
+    assert paced_interval(30, 20, 11, 1200) == 44.0
+    assert paced_interval(30, 5, 11, 1200) == 30  # never below what is configured
     # 500 followers on Binance's default budget: once every ~18 minutes
-    assert round(reconcile_interval(30, 500, 11, 1200)) == 1100
+    assert round(paced_interval(30, 500, 11, 1200)) == 1100

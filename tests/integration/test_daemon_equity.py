@@ -1,0 +1,38 @@
+"""A follower's copy equity without polling (SPEC 12): estimated from its last account read, its own fills (at
+the commission rate the daemon assumes) and the mark-price stream, and trued up by the account read of each
+reconciliation, which logs the drift (`equity_drift`) and corrects it. `bot run` as a real process, limits on."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from tests.conftest import ETH
+from tests.daemon_harness import paper_accounts, start_daemon, wait_positions, write_config
+from tests.paper_harness import running_paper
+
+D = Decimal
+
+
+async def test_a_fee_at_another_rate_and_a_deposit_behind_the_daemons_back_are_trued_up(tmp_path: Path) -> None:
+    accounts = paper_accounts("10000", {"f1": "1000"}, commission="0.0005")
+    accounts["accounts"][1]["commission"] = {"maker": "0.0002", "taker": "0.001"}  # f1 pays twice the lead's rate
+    async with running_paper(accounts) as paper:
+        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, bot={"reconcile_interval_s": 5})
+        daemon = await start_daemon(config, env)
+        await paper.client("lead").create_order(ETH, "market", "buy", 2)
+        await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
+        # the daemon assumed the lead's 0.05 % on f1's fill (0.30); the exchange charged 0.1 % (0.60)
+        (fee,) = await daemon.wait_event("equity_drift")
+        assert (D(fee["estimated"]), D(fee["actual"]), D(fee["drift"])) == (D("999.7"), D("999.4"), D("-0.3"))
+        await paper.control("POST", "/accounts/f1/deposit", {"amount": "500"})
+        _, deposit = await daemon.wait_event("equity_drift", count=2)
+        assert (D(deposit["estimated"]), D(deposit["actual"])) == (D("999.4"), D("1499.4"))
+        # and the next plan is sized on it: the lead's +2 ETH (its equity 9,994 after two fees) is +0.300 ETH for
+        # a copy equity of 1,499.40 (0.200 for the 1,000 before the deposit)
+        await paper.client("lead").create_order(ETH, "market", "buy", 2)
+        await wait_positions(paper, {"f1": {"ETHUSDT": D("0.5")}})
+        *_, fee = await daemon.wait_event("equity_drift", count=3)
+        assert D(fee["drift"]) == D("-0.45")  # 0.05 % more on 900 USDT
+        assert len(daemon.named("equity_drift")) == 3  # estimates that were right are not drift
+        assert await daemon.stop() == 0
