@@ -91,7 +91,8 @@ async def stop_loss_latency(setup: Setup) -> dict[str, Any]:
 
 async def one_size(n: int, changes: int, stop_loss: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        async with Setup(n, "stream", Path(tmp), stop_loss_pct=STOP_LOSS_PCT) as setup:
+        # the default intervals (reconciliation every 30 s, stretched by the budget)
+        async with Setup(n, "stream", Path(tmp), stop_loss_pct=STOP_LOSS_PCT, reconcile_s=30) as setup:
             result: dict[str, Any] = {"startup_s": round(setup.startup_s, 1), "rss_mb": setup.rss_mb}
             idle = await until_next_minute()
             await until_next_minute()

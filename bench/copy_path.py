@@ -57,8 +57,11 @@ def rss_mb(pid: int) -> float:
 class Setup:
     """A paper exchange process and a daemon process with `n` followers."""
 
-    def __init__(self, n: int, lead_source: str, workdir: Path, stop_loss_pct: int | None = None) -> None:
+    def __init__(
+        self, n: int, lead_source: str, workdir: Path, stop_loss_pct: int | None = None, reconcile_s: int = 3600
+    ) -> None:
         self.n = n
+        self.reconcile_s = reconcile_s
         self.lead_source = lead_source
         self.workdir = workdir
         self.stop_loss_pct = stop_loss_pct
@@ -97,7 +100,7 @@ class Setup:
             "[bot]",
             f'state_dir = "{self.workdir / "state"}"',
             "poll_interval_s = 1.0",
-            "reconcile_interval_s = 3600",
+            f"reconcile_interval_s = {self.reconcile_s}",
             "heartbeat_interval_s = 3600",
             f'lead_source = "{self.lead_source}"',
             "",

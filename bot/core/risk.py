@@ -33,12 +33,14 @@ def estimated_copy_equity(
     fills_since: Sequence[tuple[str, Decimal, Decimal]],
     marks: Mapping[str, Decimal],
     fee_rate: Decimal,
+    fundings: Sequence[tuple[Decimal, Decimal, Decimal]] = (),
 ) -> Decimal:
     """A follower's copy equity now, from the one read at `base` and what changed since, with no request (SPEC
     12): the positions held then move with their marks, and each fill since (symbol, signed quantity, price)
     adds `quantity × (mark − price)` less its fee, whether it opened or closed (realized PnL and fee go to the
-    wallet, the rest is unrealized: at the same mark, equity moves by exactly that). Funding between reads is
-    left to the next true-up. A symbol without a mark now (or then) has not moved."""
+    wallet, the rest is unrealized: at the same mark, equity moves by exactly that), and each funding since
+    (signed quantity held then, mark, rate) pays `−quantity × mark × rate` (longs pay a positive rate). A
+    symbol without a mark now (or then) has not moved."""
     moved = ZERO
     for symbol, qty in base_positions.items():
         then = base_marks.get(symbol, marks.get(symbol))
@@ -46,6 +48,8 @@ def estimated_copy_equity(
             moved += qty * (marks.get(symbol, then) - then)
     for symbol, qty, price in fills_since:
         moved += qty * (marks.get(symbol, price) - price) - abs(qty) * price * fee_rate
+    for held, mark, rate in fundings:
+        moved -= held * mark * rate
     return base + moved
 
 

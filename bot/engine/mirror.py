@@ -220,8 +220,19 @@ class FollowerMirror:
         assert base is not None
         fills = self.store.fills_since(self.name, base.last_fill)
         marks = await self.prices.latest()
+        fundings = []
+        for symbol, at, rate, mark in self.prices.fundings_since(base.read_ms):
+            held = base.positions.get(symbol, ZERO) + sum((q for s, q, _, t in fills if s == symbol and t <= at), ZERO)
+            if held:
+                fundings.append((held, mark, rate))
         account = estimated_copy_equity(
-            base.account_equity, base.positions, base.marks, fills, marks, self.config.taker_rate
+            base.account_equity,
+            base.positions,
+            base.marks,
+            [(s, q, p) for s, q, p, _ in fills],
+            marks,
+            self.config.taker_rate,
+            fundings,
         )
         row = self.store.follower(self.name)
         assert row is not None

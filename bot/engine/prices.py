@@ -15,6 +15,7 @@ from bot.venue.ccxt_venue import AccountVenue
 
 STREAM_FRESH_MS = 3000  # the stream pushes every second; older than this, REST takes over
 FALLBACK_MS = 2000  # REST for every mark (weight 10) at most this often while the stream is down: 300 a minute
+FUNDINGS_KEPT_MS = 3 * 24 * 3600 * 1000  # longer than any reconciliation interval
 SYMBOL_MAX_AGE_MS = 1000  # one fresh read of a plan's symbol serves every follower's plan for one lead change
 
 
@@ -29,13 +30,34 @@ class MarkPrices:
         self._symbol_read: dict[str, tuple[int | None, int]] = {}  # symbol -> (for which lead change, when)
         self._in_flight: dict[str | None, asyncio.Future[None]] = {}
         self.rest_reads = 0
+        self._funding: dict[str, tuple[Decimal, int]] = {}  # symbol -> (rate, next funding time ms)
+        self._fundings: dict[tuple[str, int], tuple[Decimal, Decimal]] = {}  # (symbol, time) -> (rate, mark)
 
-    def update(self, marks: dict[str, Decimal]) -> None:
-        """Marks pushed by the stream."""
+    def update(self, marks: dict[str, Decimal], funding: dict[str, tuple[Decimal, int]] | None = None) -> None:
+        """Marks (and funding rates with the next funding time) pushed by the stream. A next funding time that
+        moves on means a funding took place at the previous one, at the rate advertised before it."""
         self._marks = {**self._marks, **marks}
-        self._streamed_at = self._clock.now_ms()
+        now = self._clock.now_ms()
+        self._streamed_at = now
+        for symbol, (rate, next_ms) in (funding or {}).items():
+            before = self._funding.get(symbol)
+            if before is not None and next_ms > before[1] and symbol in self._marks:
+                self._fundings[(symbol, before[1])] = (before[0], self._marks[symbol])
+            self._funding[symbol] = (rate, next_ms)
+        for key in [k for k in self._fundings if k[1] < now - FUNDINGS_KEPT_MS]:
+            del self._fundings[key]
         if self._on_update is not None:
             self._on_update()
+
+    def fundings_since(self, since_ms: int) -> list[tuple[str, int, Decimal, Decimal]]:
+        """(symbol, time, rate, mark) of every funding after `since_ms` until now: those seen to take place,
+        and those whose advertised time has come though the stream has not moved on yet."""
+        now = self._clock.now_ms()
+        events = {key: value for key, value in self._fundings.items() if key[1] > since_ms}
+        for symbol, (rate, next_ms) in self._funding.items():
+            if since_ms < next_ms <= now and (symbol, next_ms) not in events and symbol in self._marks:
+                events[(symbol, next_ms)] = (rate, self._marks[symbol])
+        return [(symbol, at, rate, mark) for (symbol, at), (rate, mark) in sorted(events.items())]
 
     def known(self) -> dict[str, Decimal]:
         """The marks in hand, however old, with no request."""

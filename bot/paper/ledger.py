@@ -93,6 +93,9 @@ class Transfer:
     time_ms: int
 
 
+FUNDING_INTERVAL_MS = 8 * 3600 * 1000
+
+
 class Ledger:
     def __init__(
         self,
@@ -115,6 +118,7 @@ class Ledger:
         self._resting: dict[str, dict[tuple[str, int], Order]] = {s: {} for s in self.markets}
         self._algos: dict[str, dict[tuple[str, int], AlgoOrder]] = {s: {} for s in self.markets}
         self.transfers: dict[str, Transfer] = {}
+        self.funding_interval_ms = FUNDING_INTERVAL_MS  # funding times: every multiple of it (Binance: 8 h)
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -512,6 +516,10 @@ class Ledger:
                 algo.order_type, algo.side, algo.trigger_price, self._trigger_price(symbol, algo.working_type)
             ):
                 self._trigger(self.accounts[name], algo)
+
+    def next_funding_ms(self, now_ms: int) -> int:
+        """The next funding time (what premiumIndex and the mark-price stream advertise)."""
+        return (now_ms // self.funding_interval_ms + 1) * self.funding_interval_ms
 
     def apply_funding(self, rate: Decimal | None = None, symbol: str | None = None) -> int:
         """Settles one funding event: longs pay shorts when the rate is positive. Returns payments made."""

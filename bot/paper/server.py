@@ -194,9 +194,15 @@ class PaperExchange:
             self.walk_step(rng, volatility)
 
     async def _funding_loop(self, rate: Decimal, interval_s: float) -> None:
+        """Funding as Binance settles it: at every multiple of the interval (the `nextFundingTime` advertised),
+        at the rate advertised before it (`lastFundingRate`)."""
+        self.ledger.funding_interval_ms = int(interval_s * 1000)
+        for state in self.ledger.prices.values():
+            state.funding_rate = rate
         while True:
-            await asyncio.sleep(interval_s)
-            self.ledger.apply_funding(rate)
+            due = self.ledger.next_funding_ms(self.ledger.clock_ms())
+            await asyncio.sleep(max(0.0, (due - self.ledger.clock_ms()) / 1000))
+            self.ledger.apply_funding()
 
     async def _expire_listen_keys(self) -> None:
         while True:

@@ -159,7 +159,6 @@ def ticker_price(ledger: Ledger, symbol: str, now_ms: int) -> Json:
 
 def premium_index(ledger: Ledger, symbol: str, now_ms: int) -> Json:
     state = ledger.prices[symbol]
-    hour_ms = 8 * 3600 * 1000
     return {
         "symbol": symbol,
         "markPrice": money(state.mark),
@@ -167,7 +166,7 @@ def premium_index(ledger: Ledger, symbol: str, now_ms: int) -> Json:
         "estimatedSettlePrice": money(state.mark),
         "lastFundingRate": fmt(state.funding_rate, 8),
         "interestRate": "0.00010000",
-        "nextFundingTime": (now_ms // hour_ms + 1) * hour_ms,
+        "nextFundingTime": ledger.next_funding_ms(now_ms),
         "time": now_ms,
     }
 

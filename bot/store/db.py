@@ -686,13 +686,13 @@ class Store:
         row = self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM fills WHERE follower=?", (follower,)).fetchone()
         return int(row[0])
 
-    def fills_since(self, follower: str, after: int) -> list[tuple[str, Decimal, Decimal]]:
-        """(symbol, signed quantity, price) of the follower's fills journaled after position `after`."""
+    def fills_since(self, follower: str, after: int) -> list[tuple[str, Decimal, Decimal, int]]:
+        """(symbol, signed quantity, price, recorded ms) of the follower's fills journaled after position `after`."""
         rows = self._db.execute(
-            "SELECT symbol, signed_qty, price FROM fills WHERE follower=? AND rowid > ? ORDER BY rowid",
+            "SELECT symbol, signed_qty, price, recorded_ms FROM fills WHERE follower=? AND rowid > ? ORDER BY rowid",
             (follower, after),
         )
-        return [(s, Decimal(q), Decimal(p)) for s, q, p in rows]
+        return [(s, Decimal(q), Decimal(p), int(t)) for s, q, p, t in rows]
 
     def set_follower_position(self, follower: str, symbol: str, amount: Decimal) -> None:
         with self.transaction() as db:

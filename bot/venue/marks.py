@@ -1,5 +1,6 @@
 """The exchange's mark-price stream (one public stream for every market, through ccxt.pro), behind the bot's
-own types: `run()` hands every update to a callback as {market id: mark price}."""
+own types: `run()` hands every update to a callback as {market id: mark price} and {market id: (funding rate,
+next funding time in ms)}."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import ccxt.pro as ccxt_pro
 from bot.venue.stream import until_stopped
 
 Marks = dict[str, Decimal]
+Funding = dict[str, tuple[Decimal, int]]
 
 
 class MarkStream:
@@ -26,7 +28,7 @@ class MarkStream:
         self.log = log
         self.connected = False
 
-    async def run(self, on_marks: Callable[[Marks], None], stopping: asyncio.Event) -> None:
+    async def run(self, on_marks: Callable[[Marks, Funding], None], stopping: asyncio.Event) -> None:
         """Follows `!markPrice@arr@1s` until `stopping`; reconnects with backoff (logged once per outage)."""
         backoff = 0.5
         down_since: int | None = None
@@ -46,13 +48,14 @@ class MarkStream:
                             self.log.info("mark_stream_resumed", gap_ms=self.clock_ms() - down_since)
                             down_since = None
                         backoff = 0.5
-                    on_marks(
-                        {
-                            str(t["info"]["s"]): Decimal(str(t["info"]["p"]))
-                            for t in tickers.values()
-                            if isinstance(t.get("info"), dict) and t["info"].get("p")
-                        }
-                    )
+                    rows = [t["info"] for t in tickers.values() if isinstance(t.get("info"), dict)]
+                    marks = {str(r["s"]): Decimal(str(r["p"])) for r in rows if r.get("p")}
+                    funding = {
+                        str(r["s"]): (Decimal(str(r["r"])), int(r["T"]))
+                        for r in rows
+                        if r.get("r") not in (None, "") and str(r.get("T", "")).isdigit()
+                    }
+                    on_marks(marks, funding)
             except (ccxt_pro.BaseError, OSError) as exc:
                 self.connected = False
                 if down_since is None:

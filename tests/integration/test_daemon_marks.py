@@ -118,6 +118,24 @@ def test_the_estimate_follows_marks_and_fills_exactly() -> None:
     # and closes 0.3 at 1,600: the closing fill realizes at the same mark, equity moves only by the fee
     fills.append(("ETHUSDT", D("-0.3"), D(1600)))
     assert estimated_copy_equity(base, held, marks, fills, now, D("0.0005")) == D("729.925") - D("0.24")
+    # funding: the long 0.2 pays 0.01 % of 3,000 x 0.2 at one funding time; a short 0.2 is paid at the next
+    fundings = [(D("0.2"), D(3000), D("0.0001")), (D("-0.2"), D(3000), D("0.0001"))]
+    assert estimated_copy_equity(base, held, marks, [], marks, D(0), fundings[:1]) == D("999.94")
+    assert estimated_copy_equity(base, held, marks, [], marks, D(0), fundings) == D(1000)
+
+
+async def test_funding_times_come_from_the_stream_as_advertised() -> None:
+    from bot.engine.clock import SystemClock
+    from bot.engine.prices import MarkPrices
+
+    clock = SystemClock()
+    now = clock.now_ms()
+    prices = MarkPrices(CountingVenue(), clock)  # type: ignore[arg-type]
+    prices.update({"ETHUSDT": D(3000)}, {"ETHUSDT": (D("0.0001"), now - 10)})  # its time has come: due
+    assert prices.fundings_since(now - 1000) == [("ETHUSDT", now - 10, D("0.0001"), D(3000))]
+    assert prices.fundings_since(now - 5) == []  # already in the account read at now - 5
+    prices.update({"ETHUSDT": D(3010)}, {"ETHUSDT": (D("0.0002"), now + 8 * 3600 * 1000)})  # moved on
+    assert prices.fundings_since(now - 1000) == [("ETHUSDT", now - 10, D("0.0001"), D(3010))]
 
 
 async def test_while_the_mark_stream_is_down_rest_stands_in_at_a_bounded_rate(tmp_path: Path) -> None:
