@@ -180,7 +180,7 @@ class FollowerMirror:
             unignore = symbol if change.now == 0 else None  # copying resumes once the lead is flat there
         elif self._wanted(symbol):
             if not self.store.has_plan(self.name, COPY, change.seq):
-                marks = await self.prices.for_plan(symbol, change.seq)
+                marks = await self.prices.for_plan(symbol, stored.detected_ms)
                 view = self._view(await self.copy_equity())
                 plan = plan_change(change, stored.lead_equity, view, self.markets[symbol], marks)
                 await self.orders.journal_plan(COPY, change.seq, plan)
@@ -249,7 +249,7 @@ class FollowerMirror:
         if row is None or row.state != "active":
             return False
         if change is not None:
-            await self.prices.for_plan(change.change.symbol, change.change.seq)
+            await self.prices.for_plan(change.change.symbol, change.detected_ms)
         copy_equity = await self.copy_equity()
         pct = self.settings.total_stop_loss_pct
         if not stop_loss_hit(copy_equity, row.investment, pct):

@@ -16,7 +16,7 @@ from bot.venue.ccxt_venue import AccountVenue
 STREAM_FRESH_MS = 3000  # the stream pushes every second; older than this, REST takes over
 FALLBACK_MS = 2000  # REST for every mark (weight 10) at most this often while the stream is down: 300 a minute
 FUNDINGS_KEPT_MS = 3 * 24 * 3600 * 1000  # longer than any reconciliation interval
-SYMBOL_MAX_AGE_MS = 1000  # one fresh read of a plan's symbol serves every follower's plan for one lead change
+SYMBOL_MAX_AGE_MS = 1000  # a read of a plan's symbol serves every plan for a change detected before it, this long
 
 
 class MarkPrices:
@@ -27,7 +27,7 @@ class MarkPrices:
         self._marks: dict[str, Decimal] = {}
         self._streamed_at = -1
         self._all_at = -1  # the last REST read of every mark
-        self._symbol_read: dict[str, tuple[int | None, int]] = {}  # symbol -> (for which lead change, when)
+        self._symbol_read: dict[str, int] = {}  # symbol -> when its mark was last read by REST
         self._in_flight: dict[str | None, asyncio.Future[None]] = {}
         self.rest_reads = 0
         self._funding: dict[str, tuple[Decimal, int]] = {}  # symbol -> (rate, next funding time ms)
@@ -74,13 +74,16 @@ class MarkPrices:
             await self._shared(None, self._read_all)
         return self._marks
 
-    async def for_plan(self, symbol: str, change: int | None = None) -> dict[str, Decimal]:
-        """Every mark as `latest()`, with `symbol`'s read fresh by REST (weight 1): one request serves every
-        follower's plan for the same lead `change` (None: any plan) within SYMBOL_MAX_AGE_MS."""
+    async def for_plan(self, symbol: str, detected_ms: int | None = None) -> dict[str, Decimal]:
+        """Every mark as `latest()`, with `symbol`'s read by REST (weight 1) after the lead change the plan is for
+        was detected (`detected_ms`) and at most SYMBOL_MAX_AGE_MS ago: one request serves every follower's
+        plan for a change, and a follower planning late reads again at most once a second for all."""
         marks = await self.latest()
-        read_for, read_at = self._symbol_read.get(symbol, (None, -(10**12)))
-        if read_for != change or self._clock.now_ms() - read_at > SYMBOL_MAX_AGE_MS:
-            await self._shared(f"{symbol}:{change}", lambda: self._read_one(symbol, change))
+        for _ in range(2):  # a read already on its way may have been sent before the change was detected
+            read_at = self._symbol_read.get(symbol, -(10**12))
+            if read_at >= (detected_ms or 0) and self._clock.now_ms() - read_at <= SYMBOL_MAX_AGE_MS:
+                break
+            await self._shared(symbol, lambda: self._read_one(symbol))
             marks = self._marks
         return marks
 
@@ -98,7 +101,8 @@ class MarkPrices:
         self._all_at = self._clock.now_ms()
         self.rest_reads += 1
 
-    async def _read_one(self, symbol: str, change: int | None) -> None:
+    async def _read_one(self, symbol: str) -> None:
+        sent = self._clock.now_ms()
         self._marks = {**self._marks, symbol: await self._venue.mark_price(symbol)}
-        self._symbol_read[symbol] = (change, self._clock.now_ms())
+        self._symbol_read[symbol] = sent
         self.rest_reads += 1
