@@ -42,6 +42,15 @@ def cycle_index(event: dict[str, Any]) -> int:
     return int(event["cycle"].split("-")[1])
 
 
+async def new_cycle(daemon: Daemon, seconds: int) -> float:
+    """Sleeps until just after the next cycle boundary, then waits (bounded) for the cycle that just ended to be
+    recorded: its boundary snapshot (E_end) is taken, so that what the test does next counts in the new cycle.
+    Returns the boundary moment."""
+    moment = await cycle_start(seconds)
+    await settled(daemon, seconds, moment - seconds, event="settlement_recorded")
+    return moment
+
+
 async def settled(daemon: Daemon, seconds: int, moment: float, event: str = "settlement_completed") -> dict[str, Any]:
     """The first `event` of the cycle holding `moment` (bounded wait)."""
     wanted = int(moment) // seconds
@@ -66,9 +75,7 @@ async def test_a_follower_stopped_and_reactivated_in_one_cycle_is_settled_for_bo
         daemon = await start_daemon(config, env)
         await paper.client("lead").create_order(ETH, "market", "buy", 20)
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
-        boundary = await cycle_start(seconds)
-        # the cycle that just ended is snapshotted (its E_end) before the price moves in the new one
-        await settled(daemon, seconds, boundary - 1, event="settlement_recorded")
+        await new_cycle(daemon, seconds)  # the price moves in the new cycle, after the last one's snapshot
         await paper.set_price("ETHUSDT", "1450")  # copy equity 690: stopped, a loss of 310
         (stopped,) = await daemon.wait_event("follower_stopped")
         rewrite(config, "total_stop_loss_pct = 30", "total_stop_loss_pct = 40")
@@ -117,7 +124,7 @@ async def test_a_transfer_completed_in_a_later_cycle_is_never_pnl(tmp_path: Path
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
         await fault(paper, path=TRANSFER, method="POST", kind="503", count=100_000)
         await fault(paper, path=TRANSFER, method="GET", kind="503", count=100_000)
-        moment = await cycle_start(seconds)
+        moment = await new_cycle(daemon, seconds)
         await paper.set_price("ETHUSDT", "2900")  # f1 loses 20: a compensation of 20.00 that cannot be paid yet
         losing = await settled(daemon, seconds, moment, "settlement_recorded")
         await daemon.wait_event("transfer_failed")
@@ -144,7 +151,7 @@ async def test_failing_transfers_back_off_and_a_hopeless_one_waits_for_bot_settl
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
         await fault(paper, path=TRANSFER, method="POST", kind="503", count=100_000)
         await fault(paper, path=TRANSFER, method="GET", kind="503", count=100_000)
-        await cycle_start(seconds)
+        await new_cycle(daemon, seconds)
         await paper.set_price("ETHUSDT", "2900")  # f1 loses 20: its compensation keeps failing
         failures = await daemon.wait_event("transfer_failed", count=4, timeout=40)
         assert [f["retry_in_s"] for f in failures[:4]] == ["1.0", "2.0", "4.0", "8.0"]
@@ -165,7 +172,7 @@ async def test_failing_transfers_back_off_and_a_hopeless_one_waits_for_bot_settl
         daemon = await start_daemon(config, env)
         await paper.client("lead").create_order(ETH, "market", "buy", 2)
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
-        moment = await cycle_start(seconds)
+        moment = await new_cycle(daemon, seconds)
         await paper.set_price("ETHUSDT", "2900")
         (failed,) = await daemon.wait_event("transfer_failed")
         assert failed["status"] == "failed" and "-12022" in failed["error"]
