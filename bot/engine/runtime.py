@@ -85,7 +85,8 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         self.reconcile_interval_s = settings.bot.reconcile_interval_s  # stretched to what the budget holds
         self._first_reconcile: dict[str, int] = {}  # the first passes, spread over what the budget gives them
-        self.taker_rate = Decimal(0)
+        self.taker_rate = Decimal(0)  # the lead's, assumed for a follower's fills until its own is read
+        self._rate_market = ""
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Every task of the daemon: one that dies of an error logs it with its traceback and stops the daemon
@@ -160,8 +161,8 @@ class Runtime:
             try:
                 markets = await venue.load_markets(first if venue is not first else None)
                 if venue is first:
-                    # one read of the commission rate, assumed for every follower's fills between true-ups
-                    market_id = str(min(m["id"] for m in markets.values()))
+                    # one read of the commission rate, assumed for followers' fills until each one's own is read
+                    market_id = self._rate_market = str(min(m["id"] for m in markets.values()))
                     self.taker_rate = await venue.taker_rate(market_id)
                 else:
                     await venue.check_access(market_id)  # weight 1, not an account read (5) per follower
@@ -242,6 +243,7 @@ class Runtime:
         for name in self.mirrors:
             self._start_worker(name, store)
         self._spawn(self._settle_loop(), "settlement")
+        self._spawn(self._commission_rates(), "commission-rates")
         self._spawn(poller.run(self.stopping), "lead")
         self._mark_stream(lead)
         self._stream(lead, poller)
@@ -537,6 +539,28 @@ class Runtime:
             except (VenueError, OSError) as exc:
                 self.log.error("settlement_failed", error=str(exc))
             await self._pause(min(1.0, self.settings.bot.poll_interval_s))
+
+    async def _commission_rates(self) -> None:
+        """Each follower's own taker rate, read once in the background at the budget's lowest priority (weight
+        20 each, so never in the way of anything else): until then its fills are estimated at the lead's rate,
+        and the true-ups correct the difference."""
+        read: set[str] = set()
+        while not self.stopping.is_set():
+            pending = [n for n in self._order() if n in self.mirrors and n not in read]
+            if not pending:
+                await self._pause(30)  # followers added by a reload
+                continue
+            mirror = self.mirrors[pending[0]]
+            try:
+                rate = await mirror.venue.taker_rate(self._rate_market, Priority.SETTLEMENT)
+                mirror.config.taker_rate = rate
+                read.add(mirror.name)
+                mirror.log.info("commission_rate_read", taker_rate=rate, assumed_before=self.taker_rate)
+            except Fatal:
+                read.add(mirror.name)  # its key is gone: its worker says so; the lead's rate stays assumed
+            except VenueError as exc:
+                mirror.log.warning("commission_rate_unread", error=str(exc), retry_in_s=30)
+                await self._pause(30)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -59,6 +59,7 @@ class ControlApi:
         r.add_post("/_paper/accounts/{name}/deposit", self.deposit)
         r.add_post("/_paper/accounts/{name}/withdraw", self.withdraw)
         r.add_post("/_paper/accounts/{name}/key", self.key)
+        r.add_post("/_paper/accounts/{name}/commission", self.commission)
         r.add_get("/_paper/prices", self.get_prices)
         r.add_post("/_paper/prices", self.set_prices)
         r.add_post("/_paper/random-walk", self.random_walk)
@@ -172,6 +173,14 @@ class ControlApi:
         if not account.key_enabled:
             self.x.streams.expire_keys(account.name)
         return _reply({"key_enabled": account.key_enabled})
+
+    async def commission(self, request: web.Request) -> web.Response:
+        """The account's own commission rates from now on (a VIP tier or a discount that changed)."""
+        account = self._account(request)
+        body = await self._body(request)
+        account.commission = (_decimal(body.get("maker"), "maker"), _decimal(body.get("taker"), "taker"))
+        maker, taker = account.commission
+        return _reply({"maker": wire.fmt(maker), "taker": wire.fmt(taker)})
 
     async def get_prices(self, request: web.Request) -> web.Response:
         prices = self.x.ledger.prices

@@ -249,10 +249,10 @@ class AccountVenue:
                 out[str(row["symbol"])] = (amount, Decimal(str(row.get("entryPrice", "0"))))
         return out
 
-    async def taker_rate(self, market_id: str) -> Decimal:
-        """The account's taker commission rate (weight 20: read once per follower and kept)."""
+    async def taker_rate(self, market_id: str, priority: Priority | None = None) -> Decimal:
+        """The account's taker commission rate (weight 20: read once per account and kept)."""
         row = await self._read(
-            lambda: self.client.fapiPrivateGetCommissionRate({"symbol": market_id}), WEIGHT_COMMISSION_RATE
+            lambda: self.client.fapiPrivateGetCommissionRate({"symbol": market_id}), WEIGHT_COMMISSION_RATE, priority
         )
         return Decimal(str(row.get("takerCommissionRate", "0")))
 
