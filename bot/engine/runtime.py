@@ -282,8 +282,8 @@ class Runtime:
 
     def _add_mirror(self, follower: FollowerSettings, store: Store) -> FollowerMirror:
         venue = self.venues.get(follower.name) or self._venue(follower)
-        # sizing uses a copy equity at most a few polls old: each worker refreshes it every poll anyway
-        # (stop-loss check), so a lead change never waits for a balance request
+        # sizing and the stop loss run on the copy equity estimated between account reads: a lead change never
+        # waits for a balance request
         config = MirrorConfig(self.settings.protection.max_leverage, self.taker_rate)
         mirror = FollowerMirror(follower, venue, store, self.rules, self.prices, self.clock, config, self.log)
         mirror.orders.journal = self.journal
@@ -408,7 +408,7 @@ class Runtime:
             await mirror.reconcile()
             reconciled = True
         await mirror.catch_up(self.stopping)  # checks the stop loss before each plan
-        await mirror.check_stop_loss()  # on the estimate (no request), or the account's true-up when due
+        await mirror.check_stop_loss()  # on the estimate: no request
         after = store.follower(mirror.name)
         if after is not None and after.state == "closing":
             await mirror.closeout.step()  # the stop loss just hit: the first round goes out at once
