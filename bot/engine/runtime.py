@@ -404,7 +404,11 @@ class Runtime:
         if state != "active":
             return False
         reconciled = False
-        if self.clock.now_ms() >= next_reconcile:
+        budget = mirror.venue.budget
+        # a pass that would wait in the budget's queue waits for the next step instead (it may hold up a copy)
+        if self.clock.now_ms() >= next_reconcile and (
+            budget is None or budget.has_room(RECONCILE_BASE_WEIGHT, Priority.FOLLOWER)
+        ):
             await mirror.reconcile()
             reconciled = True
         await mirror.catch_up(self.stopping)  # checks the stop loss before each plan

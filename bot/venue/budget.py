@@ -25,9 +25,13 @@ class Priority(IntEnum):
 
 
 # the most of the daemon's allowance each priority may use in a minute: the rest is there for the others, so
-# that a greedy lead poll never starves followers' true-ups (nor they the lead): with everyone greedy the lead
-# keeps at least half, followers at least a fifth; settlement takes what is left. Orders are not capped.
+# that a greedy lead poll never starves followers' reconciliation (nor they the lead). Orders are not capped.
 CEILING = {Priority.ORDER: 1.0, Priority.LEAD: 0.65, Priority.FOLLOWER: 0.5, Priority.SETTLEMENT: 0.3}
+# how full (of the paced allowance) a priority may bring the daemon's whole usage: what a lower priority takes
+# early in a minute is not there for a higher one later in it, so the lower ones leave the top of the minute
+# free. Settlement records (and background reads) only use the half a busy minute does not need. With everyone
+# greedy, the lead keeps at least a fifth of the allowance and followers at least 15 %.
+FILL = {Priority.ORDER: 1.0, Priority.LEAD: 1.0, Priority.FOLLOWER: 0.8, Priority.SETTLEMENT: 0.5}
 
 
 class RequestBudget:
@@ -94,13 +98,13 @@ class RequestBudget:
         pace = min(1.0, (elapsed + BURST_S) / MINUTE_S)
         used = max(self._used, self._server_used)
         mine = self._by_priority.get(priority, 0)
-        allowance, cap = self.allowance, self.allowance * CEILING[priority]
-        total_ok = used + weight <= allowance * pace
+        fill, cap = self.allowance * FILL[priority], self.allowance * CEILING[priority]
+        total_ok = used + weight <= fill * pace
         own_ok = mine + weight <= cap * pace
         if total_ok and own_ok:
             return True, 0.0, False
         # when the paced lines reach it (or the next minute starts)
-        fits_at = max((used + weight) / allowance, (mine + weight) / cap) * MINUTE_S - BURST_S
+        fits_at = max((used + weight) / fill, (mine + weight) / cap) * MINUTE_S - BURST_S
         return False, min(max(0.02, fits_at - elapsed), MINUTE_S - elapsed + 0.02), total_ok
 
     def _take(self, weight: int, priority: Priority) -> None:
@@ -110,6 +114,11 @@ class RequestBudget:
         self.minutes[self._minute] = max(self._used, self._server_used)
         if self._episode and self.clock() >= self.blocked_until:
             self._episode = False
+
+    def has_room(self, weight: int, priority: Priority) -> bool:
+        """Whether a read would go at once (nobody waiting before it): work that can wait asks first, so that a
+        worker never sits in the queue instead of copying."""
+        return not self._queue and self._fits(weight, priority, self.clock())[0]
 
     async def acquire(self, weight: int, priority: Priority) -> None:
         """Waits until the request fits: after any 429/418 back-off, and (reads) within the allowance and this

@@ -261,7 +261,10 @@ class AccountVenue:
         return {str(r["symbol"]): Decimal(str(r["markPrice"])) for r in rows}
 
     async def mark_price(self, market_id: str) -> Decimal:
-        row = await self._read(lambda: self.client.fapiPublicGetPremiumIndex({"symbol": market_id}), WEIGHT_MARK_ONE)
+        """One symbol's mark (weight 1), for a plan: part of the order path, so never held back by reads."""
+        row = await self._read(
+            lambda: self.client.fapiPublicGetPremiumIndex({"symbol": market_id}), WEIGHT_MARK_ONE, Priority.ORDER
+        )
         return Decimal(str(row["markPrice"]))
 
     async def check_access(self, market_id: str) -> None:

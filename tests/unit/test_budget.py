@@ -68,10 +68,29 @@ async def test_a_greedy_lead_never_starves_the_followers() -> None:
         await b.acquire(5, Priority.LEAD)  # the lead at its cap: 780
     waiting = asyncio.ensure_future(b.acquire(5, Priority.LEAD))
     assert not await fits(waiting)
-    for _ in range(84):
-        await b.acquire(5, Priority.FOLLOWER)  # the followers still have the rest: 420
-    assert b.used() == 1200
+    for _ in range(36):
+        await b.acquire(5, Priority.FOLLOWER)  # the followers still have what is left below 80 %: 180
+    follower = asyncio.ensure_future(b.acquire(5, Priority.FOLLOWER))
+    assert not await fits(follower) and b.used() == 960
     waiting.cancel()
+    follower.cancel()
+
+
+async def test_background_reads_leave_a_busy_minutes_top_to_the_lead() -> None:
+    clock = Clock()
+    b = budget(clock)
+    for _ in range(60):
+        await b.acquire(5, Priority.LEAD)  # 300
+    for _ in range(60):
+        await b.acquire(5, Priority.SETTLEMENT)  # settlement records and background reads: up to half, 600
+    settlement = asyncio.ensure_future(b.acquire(5, Priority.SETTLEMENT))
+    assert not await fits(settlement)  # though under its own cap of 360
+    for _ in range(72):
+        await b.acquire(5, Priority.FOLLOWER)  # followers up to 80 %: 960
+    for _ in range(48):
+        await b.acquire(5, Priority.LEAD)  # and the lead the rest
+    assert b.used() == 1200
+    settlement.cancel()
 
 
 async def test_the_servers_count_for_the_ip_holds_reads_back() -> None:
@@ -113,3 +132,13 @@ def test_the_reconciliation_interval_stretches_to_what_the_budget_holds() -> Non
     assert paced_interval(30, 5, 11, 1200) == 30  # never below what is configured
     # 500 followers on Binance's default budget: once every ~18 minutes
     assert round(paced_interval(30, 500, 11, 1200)) == 1100
+
+
+async def test_work_that_can_wait_asks_whether_there_is_room_first() -> None:
+    clock = Clock()
+    b = budget(clock)
+    assert b.has_room(5, Priority.FOLLOWER)
+    for _ in range(120):
+        await b.acquire(5, Priority.FOLLOWER)
+    assert not b.has_room(5, Priority.FOLLOWER)  # at the followers' cap: a reconciliation would wait
+    assert b.has_room(5, Priority.LEAD)
