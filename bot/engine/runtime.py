@@ -546,8 +546,8 @@ class Runtime:
 
     async def _commission_rates(self) -> None:
         """Each follower's own taker rate, read once in the background at the budget's lowest priority (weight
-        20 each, so never in the way of anything else): until then its fills are estimated at the lead's rate,
-        and the true-ups correct the difference."""
+        20 each, only while a minute is less than half used, so never in the way of anything else): until then
+        its fills are estimated at the lead's rate, and the true-ups correct the difference."""
         read: set[str] = set()
         while not self.stopping.is_set():
             pending = [n for n in self._order() if n in self.mirrors and n not in read]
@@ -556,7 +556,7 @@ class Runtime:
                 continue
             mirror = self.mirrors[pending[0]]
             try:
-                rate = await mirror.venue.taker_rate(self._rate_market, Priority.SETTLEMENT)
+                rate = await mirror.venue.taker_rate(self._rate_market, Priority.BACKGROUND)
                 mirror.config.taker_rate = rate
                 read.add(mirror.name)
                 mirror.log.info("commission_rate_read", taker_rate=rate, assumed_before=self.taker_rate)

@@ -22,16 +22,29 @@ class Priority(IntEnum):
     LEAD = 1  # the lead's reads
     FOLLOWER = 2  # followers' true-ups and reconciliation
     SETTLEMENT = 3  # settlement records
+    BACKGROUND = 4  # what only improves an estimate (each follower's commission rate): when nothing else needs it
 
 
 # the most of the daemon's allowance each priority may use in a minute: the rest is there for the others, so
 # that a greedy lead poll never starves followers' reconciliation (nor they the lead). Orders are not capped.
-CEILING = {Priority.ORDER: 1.0, Priority.LEAD: 0.65, Priority.FOLLOWER: 0.5, Priority.SETTLEMENT: 0.3}
+CEILING = {
+    Priority.ORDER: 1.0,
+    Priority.LEAD: 0.65,
+    Priority.FOLLOWER: 0.5,
+    Priority.SETTLEMENT: 0.3,
+    Priority.BACKGROUND: 0.3,
+}
 # how full (of the paced allowance) a priority may bring the daemon's whole usage: what a lower priority takes
 # early in a minute is not there for a higher one later in it, so the lower ones leave the top of the minute
-# free. Settlement records (and background reads) only use the half a busy minute does not need. With everyone
-# greedy, the lead keeps at least a fifth of the allowance and followers at least 15 %.
-FILL = {Priority.ORDER: 1.0, Priority.LEAD: 1.0, Priority.FOLLOWER: 0.8, Priority.SETTLEMENT: 0.5}
+# free; background reads only use the half a busy minute does not need. With everyone greedy, the lead keeps at
+# least a fifth of the allowance, followers at least 15 %, settlement what the lead's cap leaves.
+FILL = {
+    Priority.ORDER: 1.0,
+    Priority.LEAD: 1.0,
+    Priority.FOLLOWER: 0.8,
+    Priority.SETTLEMENT: 1.0,
+    Priority.BACKGROUND: 0.5,
+}
 
 
 class RequestBudget:

@@ -82,8 +82,8 @@ async def test_background_reads_leave_a_busy_minutes_top_to_the_lead() -> None:
     for _ in range(60):
         await b.acquire(5, Priority.LEAD)  # 300
     for _ in range(60):
-        await b.acquire(5, Priority.SETTLEMENT)  # settlement records and background reads: up to half, 600
-    settlement = asyncio.ensure_future(b.acquire(5, Priority.SETTLEMENT))
+        await b.acquire(5, Priority.BACKGROUND)  # background reads: up to half, 600
+    settlement = asyncio.ensure_future(b.acquire(5, Priority.BACKGROUND))
     assert not await fits(settlement)  # though under its own cap of 360
     for _ in range(72):
         await b.acquire(5, Priority.FOLLOWER)  # followers up to 80 %: 960
