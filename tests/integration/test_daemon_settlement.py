@@ -14,7 +14,7 @@ from typing import Any
 from tests.conftest import BTC, ETH
 from tests.daemon_harness import (
     Daemon,
-    paper_accounts,
+    short_cycle_accounts,
     start_daemon,
     wait_positions,
     write_config,
@@ -66,7 +66,7 @@ async def settled_after(daemon: Daemon, moment: float, event_name: str = "settle
 
 
 async def test_a_losing_and_a_winning_follower_with_transfers_on_the_exchange(tmp_path: Path) -> None:
-    async with running_paper(paper_accounts("10000", {"win": "1000", "lose": "2000"})) as paper:
+    async with running_paper(short_cycle_accounts("10000", {"win": "1000", "lose": "2000"})) as paper:
         followers = {
             "win": {"investment": 1000, "symbols": ["ETHUSDT"]},
             "lose": {"investment": 2000, "symbols": ["BTCUSDT"]},
@@ -104,7 +104,7 @@ async def test_a_losing_and_a_winning_follower_with_transfers_on_the_exchange(tm
 
 
 async def test_fees_and_funding_come_from_the_exchanges_records(tmp_path: Path) -> None:
-    async with running_paper(paper_accounts("10000", {"f1": "1000"}, commission="0.0005")) as paper:
+    async with running_paper(short_cycle_accounts("10000", {"f1": "1000"}, commission="0.0005")) as paper:
         config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, cycle_seconds=CYCLE)
         daemon = await start_daemon(config, env)
         moment = await next_cycle_recorded(daemon)
@@ -121,7 +121,7 @@ async def test_fees_and_funding_come_from_the_exchanges_records(tmp_path: Path) 
 
 
 async def test_a_restart_between_recording_and_transfer_moves_money_once(tmp_path: Path) -> None:
-    async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
+    async with running_paper(short_cycle_accounts("10000", {"f1": "1000"})) as paper:
         config, env = write_config(
             tmp_path, paper.url, {"f1": {"investment": 1000}}, cycle_seconds=CYCLE, treasury=True
         )
@@ -155,7 +155,7 @@ async def test_a_restart_between_recording_and_transfer_moves_money_once(tmp_pat
 
 
 async def test_the_daemon_down_across_a_boundary_settles_late_at_its_next_start(tmp_path: Path) -> None:
-    async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
+    async with running_paper(short_cycle_accounts("10000", {"f1": "1000"})) as paper:
         config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, cycle_seconds=CYCLE)
         daemon = await start_daemon(config, env)
         await paper.client("lead").create_order(ETH, "market", "buy", 2)

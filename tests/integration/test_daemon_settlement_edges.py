@@ -20,8 +20,8 @@ from tests.daemon_harness import (
     event_time,
     fault,
     hup,
-    paper_accounts,
     rewrite,
+    short_cycle_accounts,
     start_daemon,
     wait_positions,
     write_config,
@@ -69,7 +69,7 @@ def report(tmp_path: Path, cycle: str) -> dict[str, Any]:
 
 async def test_a_follower_stopped_and_reactivated_in_one_cycle_is_settled_for_both_episodes(tmp_path: Path) -> None:
     seconds = 10
-    async with running_paper(paper_accounts("100000", {"f1": "2000"})) as paper:
+    async with running_paper(short_cycle_accounts("100000", {"f1": "2000"})) as paper:
         follower = {"f1": {"investment": 1000, "total_stop_loss_pct": 30, "copy_existing": False}}
         config, env = write_config(tmp_path, paper.url, follower, cycle_seconds=seconds)
         daemon = await start_daemon(config, env)
@@ -95,7 +95,7 @@ async def test_a_follower_stopped_and_reactivated_in_one_cycle_is_settled_for_bo
 
 async def test_an_investment_change_made_at_a_restart_is_not_the_past_cycles_pnl(tmp_path: Path) -> None:
     seconds = 6
-    async with running_paper(paper_accounts("10000", {"f1": "1500"})) as paper:
+    async with running_paper(short_cycle_accounts("10000", {"f1": "1500"})) as paper:
         config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, cycle_seconds=seconds)
         daemon = await start_daemon(config, env)
         await daemon.wait_event("follower_activated")
@@ -115,7 +115,7 @@ async def test_an_investment_change_made_at_a_restart_is_not_the_past_cycles_pnl
 
 async def test_a_transfer_completed_in_a_later_cycle_is_never_pnl(tmp_path: Path) -> None:
     seconds = 6
-    async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
+    async with running_paper(short_cycle_accounts("10000", {"f1": "1000"})) as paper:
         config, env = write_config(
             tmp_path, paper.url, {"f1": {"investment": 1000}}, cycle_seconds=seconds, treasury=True
         )
@@ -142,7 +142,7 @@ async def test_a_transfer_completed_in_a_later_cycle_is_never_pnl(tmp_path: Path
 
 async def test_failing_transfers_back_off_and_a_hopeless_one_waits_for_bot_settle_retry(tmp_path: Path) -> None:
     seconds = 6
-    async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
+    async with running_paper(short_cycle_accounts("10000", {"f1": "1000"})) as paper:
         config, env = write_config(
             tmp_path, paper.url, {"f1": {"investment": 1000}}, cycle_seconds=seconds, treasury=True
         )
@@ -163,7 +163,7 @@ async def test_failing_transfers_back_off_and_a_hopeless_one_waits_for_bot_settl
         assert code == 0 and "transfers: 1 pending" in out
 
     # an email that matches no sub-account cannot succeed by trying again: failed, until `bot settle --retry`
-    async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
+    async with running_paper(short_cycle_accounts("10000", {"f1": "1000"})) as paper:
         (tmp_path / "b").mkdir()
         config, env = write_config(
             tmp_path / "b", paper.url, {"f1": {"investment": 1000}}, cycle_seconds=seconds, treasury=True
@@ -198,7 +198,7 @@ async def run(command: str, config: Path, env: dict[str, str], *extra: str) -> t
 
 async def test_a_follower_removed_while_the_daemon_was_down_is_reported_unreachable(tmp_path: Path) -> None:
     seconds = 6
-    async with running_paper(paper_accounts("10000", {"f1": "1000", "f2": "1000"})) as paper:
+    async with running_paper(short_cycle_accounts("10000", {"f1": "1000", "f2": "1000"})) as paper:
         followers = {"f1": {"investment": 1000}, "f2": {"investment": 1000}}
         config, env = write_config(tmp_path, paper.url, followers, cycle_seconds=seconds)
         daemon = await start_daemon(config, env)
