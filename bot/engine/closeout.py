@@ -10,6 +10,7 @@ from decimal import Decimal
 from bot.core.model import Intent, Leg, Market, Plan
 from bot.engine.orders import END, STOP, FollowerPart, OrderSender
 from bot.engine.reconcile import cancel_orders
+from bot.venue.ccxt_venue import AccountSnapshot
 
 
 class CloseOut(FollowerPart):
@@ -44,6 +45,10 @@ class CloseOut(FollowerPart):
         await self.orders.journal_plan(kind, seq, Plan(intents=closes))
         await self.orders.execute(kind, seq)
 
+    def _held(self, account: AccountSnapshot) -> dict[str, Decimal]:
+        """What the account holds in the markets the bot knows."""
+        return {s: q for s, q in account.positions.items() if s in self.markets}
+
     async def step(self) -> bool:
         """One round: finish this close-out's orders, read the account, cancel every open order where it has
         anything, close what it holds, and read it again. True once it is flat: the follower then takes its
@@ -63,11 +68,11 @@ class CloseOut(FollowerPart):
         watched = (account.symbols | set(self.store.follower_positions(self.name))) & set(self.markets)
         if await cancel_orders(self.venue, self.log, None, watched, algos=False):
             account = await self.venue.account()  # an order may have filled before it was cancelled
-        held = {s: q for s, q in account.positions.items() if s in self.markets}
+        held = self._held(account)
         if held:
             await self._close(row.closing_to, held)
             account = await self.venue.account()
-            held = {s: q for s, q in account.positions.items() if s in self.markets}
+            held = self._held(account)
         if held:
             self.log.warning(
                 "follower_close_retry",

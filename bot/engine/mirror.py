@@ -152,9 +152,14 @@ class FollowerMirror:
             await self._bootstrap(row.episode)
         copied = 0
         for stored in self.store.changes_after(row.last_seq):
-            if stopping.is_set() or await self.check_stop_loss(stored):
+            if stopping.is_set():
                 break
-            await self.copy(stored)
+            # the plan's symbol read fresh first: the stop loss sees the very equity the plan is sized on
+            await self.prices.for_plan(stored.change.symbol, stored.detected_ms)
+            copy_equity = await self.copy_equity()
+            if self._stop_loss_hit(copy_equity):
+                break
+            await self.copy(stored, copy_equity)
             copied += 1
         return copied
 
@@ -172,7 +177,8 @@ class FollowerMirror:
         await self.orders.execute(BOOTSTRAP, episode)
         self.store.mark_bootstrapped(self.name)
 
-    async def copy(self, stored: StoredChange) -> None:
+    async def copy(self, stored: StoredChange, copy_equity: Decimal) -> None:
+        """Plans (once) and executes one lead change, sized on `copy_equity`."""
         change = stored.change
         symbol = change.symbol
         unignore = None
@@ -181,7 +187,7 @@ class FollowerMirror:
         elif self._wanted(symbol):
             if not self.store.has_plan(self.name, COPY, change.seq):
                 marks = await self.prices.for_plan(symbol, stored.detected_ms)
-                view = self._view(await self.copy_equity())
+                view = self._view(copy_equity)
                 plan = plan_change(change, stored.lead_equity, view, self.markets[symbol], marks)
                 await self.orders.journal_plan(COPY, change.seq, plan)
             await self.orders.execute(COPY, change.seq)
@@ -198,7 +204,6 @@ class FollowerMirror:
             self.clock.now_ms(),
         )
         self.store.save_equity_base(self.name, base)
-        self.store.record_equity(self.name, account.equity, base.read_ms)
         self._base = base
 
     async def true_up(self, priority: Priority | None = None) -> AccountSnapshot:
@@ -238,19 +243,19 @@ class FollowerMirror:
         assert row is not None
         return account - row.reserve
 
-    async def check_stop_loss(self, change: StoredChange | None = None) -> bool:
+    async def check_stop_loss(self) -> bool:
         """SPEC section 6: at copy equity ≤ investment × (1 − pct/100), stop copying and close everything
         (the close-out itself is the worker's next step). True when it triggered.
 
         On the copy equity estimated from the last REST read, the streamed mark prices and the follower's own
-        fills since, with no request (SPEC 12); the account is read again by each reconciliation. Before the plan
-        for a lead `change`, with the equity the plan is sized on (its symbol's mark read fresh)."""
+        fills since, with no request (SPEC 12); the account is read again by each reconciliation. Before each
+        plan, `catch_up` checks it with the equity the plan is sized on."""
+        return self._stop_loss_hit(await self.copy_equity())
+
+    def _stop_loss_hit(self, copy_equity: Decimal) -> bool:
         row = self.store.follower(self.name)
         if row is None or row.state != "active":
             return False
-        if change is not None:
-            await self.prices.for_plan(change.change.symbol, change.detected_ms)
-        copy_equity = await self.copy_equity()
         pct = self.settings.total_stop_loss_pct
         if not stop_loss_hit(copy_equity, row.investment, pct):
             return False

@@ -29,7 +29,6 @@ class MarkPrices:
         self._all_at = -1  # the last REST read of every mark
         self._symbol_read: dict[str, int] = {}  # symbol -> when its mark was last read by REST
         self._in_flight: dict[str | None, asyncio.Future[None]] = {}
-        self.rest_reads = 0
         self._funding: dict[str, tuple[Decimal, int]] = {}  # symbol -> (rate, next funding time ms)
         self._fundings: dict[tuple[str, int], tuple[Decimal, Decimal]] = {}  # (symbol, time) -> (rate, mark)
 
@@ -99,10 +98,8 @@ class MarkPrices:
     async def _read_all(self) -> None:
         self._marks = {**self._marks, **await self._venue.mark_prices()}
         self._all_at = self._clock.now_ms()
-        self.rest_reads += 1
 
     async def _read_one(self, symbol: str) -> None:
         sent = self._clock.now_ms()
         self._marks = {**self._marks, symbol: await self._venue.mark_price(symbol)}
         self._symbol_read[symbol] = sent
-        self.rest_reads += 1

@@ -38,7 +38,7 @@ EXIT_TASK_FAILED = 4  # a task died of an unexpected error: crash-only, a superv
 
 # settings a running daemon cannot take on SIGHUP (its clients, state and loops are built from them)
 RESTART_ONLY = ("bot", "settlement", "treasury")
-# a follower's reconciliation: position risk (5), then open and conditional orders per watched symbol (1 each)
+# a follower's reconciliation: its account (5), then open and conditional orders per watched symbol (1 each)
 RECONCILE_BASE_WEIGHT = 5
 RECONCILE_SYMBOL_WEIGHT = 2
 ACCOUNT_FIELDS = ("exchange", "environment", "api_url", "api_key_env", "api_secret_env", "credentials")
@@ -255,8 +255,8 @@ class Runtime:
         return self.exit_code
 
     def _mark_stream(self, lead: Any) -> None:
-        """One public mark-price stream for every market: sizing and the lead's leverage check read it instead
-        of REST while it is up (REST, single flight, when it is not)."""
+        """One public mark-price stream for every market (marks and funding): the stop loss, the estimate and the
+        lead's leverage check read it instead of REST while it is up; each update wakes the followers."""
         timeout = self.settings.bot.request_timeout_ms
         stream = MarkStream(
             lambda: build_client(lead, timeout, stream=True), self.market_source.client, self.clock.now_ms, self.log

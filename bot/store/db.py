@@ -717,8 +717,14 @@ class Store:
 
     def save_equity_base(self, follower: str, base: EquityBase) -> None:
         """The last REST read of a follower's account (and the estimate's starting point), kept across restarts
-        so that a restart needs no read per follower before it can size and check stop losses."""
+        so that a restart needs no read per follower before it can size and check stop losses; its equity is
+        also the account's last known one (`equity`), in the same commit."""
         with self.transaction() as db:
+            db.execute(
+                "INSERT INTO equity VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET"
+                " equity=excluded.equity, recorded_ms=excluded.recorded_ms",
+                (follower, str(base.account_equity), base.read_ms),
+            )
             db.execute(
                 "INSERT OR REPLACE INTO equity_bases VALUES (?, ?, ?, ?, ?, ?)",
                 (
