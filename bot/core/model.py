@@ -30,6 +30,15 @@ class Market:
         result = Decimal(steps) * self.step
         return result if qty >= 0 else -result
 
+    def tradable(self, qty: Decimal, price: Decimal) -> bool:
+        """Whether an order of `qty` (already on the step) at `price` passes the market's minimums."""
+        return qty > 0 and qty >= self.min_qty and qty * price >= self.min_notional
+
+
+def decimal_of(value: Fraction) -> Decimal:
+    """A fraction for logs: 12 significant digits are plenty to read, the math never uses it."""
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal("1e-12")).normalize()
+
 
 @dataclass(frozen=True, slots=True)
 class EquityBase:

@@ -6,12 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 
-from bot.core.model import ZERO, FollowerView, Intent, LeadChange, Leg, Market, Plan, Skip, sign
-
-
-def _decimal(value: Fraction) -> Decimal:
-    """A fraction for logs: 12 significant digits are plenty to read, the math never uses it."""
-    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal("1e-12")).normalize()
+from bot.core.model import ZERO, FollowerView, Intent, LeadChange, Leg, Market, Plan, Skip, decimal_of, sign
 
 
 def _side(signed: Decimal | Fraction) -> str:
@@ -67,18 +62,18 @@ def _open(
         clipped = (
             {
                 "symbol": symbol,
-                "wanted_qty": str(_decimal(abs(wanted))),
+                "wanted_qty": str(decimal_of(abs(wanted))),
                 "headroom": str(cap - others_gross - abs(position) * price),
                 "max_leverage": str(follower.max_leverage),
             },
         )
         if sign(delta) != sign(wanted) or delta == 0:
-            detail = {"wanted_qty": str(_decimal(abs(wanted))), "max_leverage": str(follower.max_leverage)}
+            detail = {"wanted_qty": str(decimal_of(abs(wanted))), "max_leverage": str(follower.max_leverage)}
             return Plan(skips=(Skip("sync_skipped_no_headroom", symbol, detail),))
     qty = abs(market.truncate(delta))
-    if qty == 0 or qty < market.min_qty or qty * price < market.min_notional:
+    if not market.tradable(qty, price):
         detail = {
-            "wanted_qty": str(_decimal(abs(delta))),
+            "wanted_qty": str(decimal_of(abs(delta))),
             "qty": str(qty),
             "min_qty": str(market.min_qty),
             "min_notional": str(market.min_notional),
@@ -118,7 +113,7 @@ def plan_change(
         fraction = 1 - Fraction(abs(change.now)) / Fraction(abs(change.prev))
         qty = market.truncate(Fraction(abs(position)) * fraction)
         if qty == 0:
-            wanted = _decimal(Fraction(abs(position)) * fraction)
+            wanted = decimal_of(Fraction(abs(position)) * fraction)
             detail = {"wanted_qty": str(wanted), "step": str(market.step), "leg": "reduce"}
             return Plan(skips=(Skip("sync_skipped_below_minimum", symbol, detail),))
         return Plan(intents=(Intent(Leg.REDUCE, symbol, _side(-position), qty, reduce_only=True),))
