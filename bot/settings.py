@@ -18,10 +18,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from bot.core.spot import MIN_SPOT_INVESTMENT
+
 Environment = Literal["demo", "testnet", "live", "paper"]
 # reconciliation reads every follower's positions and orders: more often than this would be polling
 MIN_RECONCILE_INTERVAL_S = 5.0
-SUPPORTED_EXCHANGES = ("binanceusdm",)
+Market = Literal["futures", "spot"]
+# one daemon copies one market type (SPEC 11): the ccxt exchange ids each one trades through
+MARKET_EXCHANGES: dict[str, tuple[str, ...]] = {"futures": ("binanceusdm",), "spot": ("binance",)}
+SUPPORTED_EXCHANGES = tuple(e for exchanges in MARKET_EXCHANGES.values() for e in exchanges)
 
 
 def is_loopback(url: str) -> bool:
@@ -55,7 +60,7 @@ class AccountSettings(_Strict):
     """How to reach one exchange account. `credentials` is filled from the named environment variables."""
 
     name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
-    exchange: str = "binanceusdm"
+    exchange: str = "binanceusdm"  # when left out: the one `bot.market` trades through
     environment: Environment = "demo"
     api_url: str = ""
     api_key_env: str = Field(min_length=1)
@@ -91,6 +96,7 @@ class FollowerSettings(AccountSettings):
 
 
 class BotSettings(_Strict):
+    market: Market = "futures"
     state_dir: Path = Path("var")
     poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
     reconcile_interval_s: float = Field(default=30, ge=MIN_RECONCILE_INTERVAL_S)
@@ -164,6 +170,26 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)  # the TOML file is the only source; secrets come in through resolve_secrets
 
+    @model_validator(mode="before")
+    @classmethod
+    def _market_exchange(cls, data: Any) -> Any:
+        """An account that does not name its exchange trades through the one of the daemon's market."""
+        if not isinstance(data, dict) or not isinstance(data.get("bot", {}), dict):
+            return data
+        market = data.get("bot", {}).get("market", "futures")
+        exchange = MARKET_EXCHANGES.get(market, ("binanceusdm",))[0]
+
+        def filled(account: Any) -> Any:
+            return {"exchange": exchange, **account} if isinstance(account, dict) else account
+
+        out = dict(data)
+        for section in ("lead", "treasury"):
+            if section in out:
+                out[section] = filled(out[section])
+        if isinstance(out.get("followers"), list | tuple):
+            out["followers"] = [filled(f) for f in out["followers"]]
+        return out
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         names = [a.name for a in self.accounts()]
@@ -204,6 +230,9 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_problems(exc)) from None
+    problems = market_conflicts(settings)
+    if problems:
+        raise ConfigError(problems)
     settings = resolve_secrets(settings, os.environ if environ is None else environ)
     problems = account_conflicts(settings)
     if problems:
@@ -215,6 +244,32 @@ def _paths(settings: Settings) -> list[tuple[str, AccountSettings]]:
     out: list[tuple[str, AccountSettings]] = [("lead", settings.lead)] if settings.lead is not None else []
     out += [(f"followers.{i}", f) for i, f in enumerate(settings.followers)]
     return out + ([("treasury", settings.treasury)] if settings.treasury is not None else [])
+
+
+def market_conflicts(settings: Settings) -> list[tuple[str, str]]:
+    """Settings that do not belong to the daemon's market (SPEC 11): an account of the other market type, a
+    spot follower's investment under the minimum, futures-only settings on a spot daemon. Each with its path."""
+    market = settings.bot.market
+    problems: list[tuple[str, str]] = []
+    for path, account in _paths(settings):
+        if account.exchange not in MARKET_EXCHANGES[market]:
+            other = next(m for m, exchanges in MARKET_EXCHANGES.items() if account.exchange in exchanges)
+            problems.append(
+                (
+                    f"{path}.exchange",
+                    f"{account.exchange!r} trades {other}, this daemon copies {market} (bot.market): one daemon"
+                    " copies one market type",
+                )
+            )
+    if market == "spot":
+        for index, follower in enumerate(settings.followers):
+            if follower.investment < MIN_SPOT_INVESTMENT:
+                problems.append(
+                    (f"followers.{index}.investment", f"a spot copy needs at least {MIN_SPOT_INVESTMENT} USDT")
+                )
+        if "max_leverage" in settings.protection.model_fields_set:
+            problems.append(("protection.max_leverage", "futures only: spot has no leverage (the cash cap applies)"))
+    return problems
 
 
 def account_conflicts(settings: Settings) -> list[tuple[str, str]]:
@@ -264,7 +319,8 @@ def resolve_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:
 def summary(settings: Settings) -> str:
     """A human summary without secrets, for `bot check-config`."""
     lines = [
-        f"state_dir: {settings.bot.state_dir}   lead_source: {settings.bot.lead_source}   "
+        f"market: {settings.bot.market}   state_dir: {settings.bot.state_dir}   "
+        f"lead_source: {settings.bot.lead_source}   "
         f"poll: {settings.bot.poll_interval_s}s   reconcile: {settings.bot.reconcile_interval_s}s",
         _lead_line(settings),
         f"protection: {'on' if settings.protection.enabled else 'off'}   max_leverage: "
