@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from bot.paper.server import PaperConfig, PaperExchange
-from bot.venue.binance_compat import build_binanceusdm
+from bot.venue.binance_compat import build_binance_spot, build_binanceusdm
 
 ACCOUNTS: dict[str, Any] = {
     "accounts": [
@@ -21,6 +21,7 @@ ACCOUNTS: dict[str, Any] = {
             "api_secret": "lead-secret-000001",
             "email": "lead@paper.local",
             "usdt": "20000",
+            "spot": {"USDT": "20000"},
         },
         {
             "name": "alice",
@@ -28,6 +29,7 @@ ACCOUNTS: dict[str, Any] = {
             "api_secret": "alice-secret-000001",
             "email": "alice@paper.local",
             "usdt": "1000",
+            "spot": {"USDT": "1000"},
         },
         {
             "name": "bob",
@@ -35,6 +37,7 @@ ACCOUNTS: dict[str, Any] = {
             "api_secret": "bob-secret-000001",
             "email": "bob@paper.local",
             "usdt": "10000",
+            "spot": {"USDT": "10000", "BTC": "0.5"},
         },
     ],
     "master": {"api_key": "master-key-000001", "api_secret": "master-secret-000001"},
@@ -64,6 +67,13 @@ class Paper:
     def client(self, name: str, *, stream: bool = False, timeout_ms: int = 10_000) -> Any:
         key, secret = self.keys(name)
         client = build_binanceusdm(self.url, key, secret, stream=stream, timeout_ms=timeout_ms)
+        self._clients.append(client)
+        return client
+
+    def spot_client(self, name: str, *, stream: bool = False, timeout_ms: int = 10_000) -> Any:
+        """A ccxt `binance` (spot) client for the account."""
+        key, secret = self.keys(name)
+        client = build_binance_spot(self.url, key, secret, stream=stream, timeout_ms=timeout_ms)
         self._clients.append(client)
         return client
 

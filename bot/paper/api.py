@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -86,6 +86,14 @@ class Call:
 Handler = Callable[[Call], Any]
 
 
+class ListenKeyStreams(Protocol):
+    """Another user data stream served under `/ws/<listenKey>` (spot's, beside the futures one)."""
+
+    def owns(self, key: str) -> bool: ...
+
+    async def handle_listen_key(self, request: web.Request, key: str) -> web.StreamResponse: ...
+
+
 def _split_signature(raw: str) -> tuple[str, str | None]:
     """Removes `signature=...` from a raw query or body; returns what was signed and the signature."""
     if not raw:
@@ -112,16 +120,19 @@ class BinanceApi:
         self.routes: dict[tuple[str, str], tuple[Security, Handler]] = {}
         self._register()
 
-    def add_to(self, app: web.Application, market: MarketStreams) -> None:
+    def add_to(self, app: web.Application, market: MarketStreams, spot: ListenKeyStreams | None = None) -> None:
         for method, path in self.routes:
             app.router.add_route(method, path, self._endpoint)
         app.router.add_get("/private/ws", self.streams.handle_ws)
 
         async def ws_by_name(request: web.Request) -> web.StreamResponse:
-            """`/ws/<listenKey>` is a user data stream, `/ws/<symbol>@markPrice@1s` a market stream."""
+            """`/ws/<listenKey>` is a user data stream (futures' or spot's), `/ws/<symbol>@markPrice@1s` a market
+            stream."""
             name = request.match_info["name"]
             if market.is_market_stream(name):
                 return await market.handle(request, [name], combined=False)
+            if spot is not None and spot.owns(name):
+                return await spot.handle_listen_key(request, name)
             return await self.streams.handle_ws(request)
 
         async def subscribe_only(request: web.Request) -> web.StreamResponse:

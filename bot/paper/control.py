@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.paper import errors, wire
+from bot.paper import errors, spot_wire, wire
 from bot.paper.faults import Fault
 from bot.paper.limits import LimitSettings
 from bot.paper.state import Account
@@ -60,6 +60,9 @@ class ControlApi:
         r.add_post("/_paper/accounts/{name}/withdraw", self.withdraw)
         r.add_post("/_paper/accounts/{name}/key", self.key)
         r.add_post("/_paper/accounts/{name}/commission", self.commission)
+        r.add_post("/_paper/accounts/{name}/spot/deposit", self.spot_deposit)
+        r.add_post("/_paper/accounts/{name}/spot/withdraw", self.spot_withdraw)
+        r.add_post("/_paper/accounts/{name}/spot/commission", self.spot_commission)
         r.add_get("/_paper/prices", self.get_prices)
         r.add_post("/_paper/prices", self.set_prices)
         r.add_post("/_paper/random-walk", self.random_walk)
@@ -149,6 +152,13 @@ class ControlApi:
                 "trades": [wire.user_trade(t) for t in account.trades],
                 "income": [wire.income(i) for i in account.income],
                 "stream_connections": self.x.streams.connections(account.name),
+                "spot": {
+                    "account": spot_wire.account(account, self.x.spot.rates(account), now, omit_zero=False),
+                    "orders": [spot_wire.order(o) for o in account.spot.orders.values()],
+                    "open_orders": [spot_wire.order(o) for o in account.spot.open_orders.values()],
+                    "trades": [spot_wire.my_trade(t) for t in account.spot.trades],
+                    "stream_connections": self.x.spot_streams.connections(account.name),
+                },
             }
         )
 
@@ -166,6 +176,30 @@ class ControlApi:
 
     async def withdraw(self, request: web.Request) -> web.Response:
         return await self._move(request, -1)
+
+    async def _spot_move(self, request: web.Request, sign: int) -> web.Response:
+        """Credits (or debits) one asset of the spot wallet: `{"asset": "BTC", "amount": "0.5"}`."""
+        account = self._account(request)
+        body = await self._body(request)
+        asset = str(body.get("asset") or "USDT")
+        try:
+            self.x.spot.deposit(account, asset, sign * _decimal(body.get("amount"), "amount"))
+        except errors.BinanceError as exc:
+            raise web.HTTPBadRequest(text=json.dumps(exc.body())) from None
+        return _reply({"asset": asset, "free": spot_wire.d8(account.spot.balance(asset).free)})
+
+    async def spot_deposit(self, request: web.Request) -> web.Response:
+        return await self._spot_move(request, 1)
+
+    async def spot_withdraw(self, request: web.Request) -> web.Response:
+        return await self._spot_move(request, -1)
+
+    async def spot_commission(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        body = await self._body(request)
+        account.spot.commission = (_decimal(body.get("maker"), "maker"), _decimal(body.get("taker"), "taker"))
+        maker, taker = account.spot.commission
+        return _reply({"maker": wire.fmt(maker), "taker": wire.fmt(taker)})
 
     async def key(self, request: web.Request) -> web.Response:
         account = self._account(request)
@@ -249,7 +283,10 @@ class ControlApi:
         if body.get("market"):  # the public market streams (mark prices); `down_s`: refused for that long
             down_s = float(_decimal(body.get("down_s", 0), "down_s"))
             return _reply({"dropped": self.x.market_streams.drop_connections(down_s)})
-        return _reply({"dropped": self.x.streams.drop_connections(body.get("account"))})
+        account = body.get("account")
+        return _reply(
+            {"dropped": self.x.streams.drop_connections(account) + self.x.spot_streams.drop_connections(account)}
+        )
 
     async def expire_keys(self, request: web.Request) -> web.Response:
         body = await self._body(request)

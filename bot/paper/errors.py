@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class BinanceError(Exception):
     """An error the paper exchange answers with, exactly as Binance would."""
@@ -124,6 +127,17 @@ def client_id_duplicated() -> BinanceError:
 
 def unknown_order() -> BinanceError:
     return BinanceError(-2011, "Unknown order sent.")
+
+
+@contextmanager
+def cancelling() -> Iterator[None]:
+    """A cancel of an order that does not exist answers -2011 (Unknown order sent), not a lookup's -2013."""
+    try:
+        yield
+    except BinanceError as exc:
+        if exc.code == -2013:
+            raise unknown_order() from None
+        raise
 
 
 def order_does_not_exist() -> BinanceError:

@@ -91,6 +91,7 @@ class Transfer:
     asset: str
     amount: Decimal
     time_ms: int
+    account_type: str = "USDT_FUTURE"  # SPOT for a move between spot wallets
 
 
 FUNDING_INTERVAL_MS = 8 * 3600 * 1000
@@ -119,6 +120,7 @@ class Ledger:
         self._algos: dict[str, dict[tuple[str, int], AlgoOrder]] = {s: {} for s in self.markets}
         self.transfers: dict[str, Transfer] = {}
         self.funding_interval_ms = FUNDING_INTERVAL_MS  # funding times: every multiple of it (Binance: 8 h)
+        self.price_watchers: list[Callable[[str, Decimal], None]] = []  # the spot book, on every new last price
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -406,12 +408,8 @@ class Ledger:
         return order
 
     def cancel_order(self, account: Account, symbol: str, order_id: str | None, client_id: str | None) -> Order:
-        try:
+        with errors.cancelling():
             order = self.find_order(account, symbol, order_id, client_id)
-        except errors.BinanceError as exc:
-            if exc.code == -2013:
-                raise errors.unknown_order() from None
-            raise
         if not order.is_open:
             raise errors.unknown_order()
         self._finish(account, order, "CANCELED")
@@ -504,6 +502,8 @@ class Ledger:
     def set_price(self, symbol: str, last: Decimal, mark: Decimal | None = None) -> None:
         self.market(symbol)
         self.prices[symbol].move_to(last, mark if mark is not None else last)
+        for watcher in self.price_watchers:
+            watcher(symbol, last)
         for (name, _), order in list(self._resting[symbol].items()):
             crossed = last <= order.price if order.side == "BUY" else last >= order.price
             if crossed and order.is_open:

@@ -30,8 +30,18 @@ BAN_MAX_S = 3 * 24 * 3600
 GRACE_AFTER_429_MS = 1000
 
 
+class SpotLimitSettings(BaseModel):
+    """`limits.spot`: Binance spot's own numbers (another host on Binance, so another budget)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_weight_per_minute: int = Field(default=6000, gt=0)
+    orders_per_10s: int = Field(default=100, gt=0)
+    orders_per_day: int = Field(default=200_000, gt=0)
+
+
 class LimitSettings(BaseModel):
-    """`limits` in the accounts file; Binance USDⓈ-M's values by default."""
+    """`limits` in the accounts file; Binance USDⓈ-M's values by default, and spot's under `spot`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -40,6 +50,7 @@ class LimitSettings(BaseModel):
     orders_per_10s: int = Field(default=300, gt=0)
     orders_per_minute: int = Field(default=1200, gt=0)
     ws_connections_per_5min: int = Field(default=300, gt=0)
+    spot: SpotLimitSettings = Field(default_factory=SpotLimitSettings)
 
 
 def _with_symbol(one: int, every: int) -> Callable[[dict[str, str]], int]:
@@ -90,15 +101,41 @@ WEIGHTS: dict[tuple[str, str], int | Callable[[dict[str, str]], int]] = {
     ("PUT", "/fapi/v1/listenKey"): 1,
     ("DELETE", "/fapi/v1/listenKey"): 1,
 }
-NEW_ORDERS = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder")}
-WEBSOCKETS = ("/ws", "/private/ws", "/stream", "/market/ws", "/market/stream")
+# Binance spot's weights (its REST docs); counted on spot's own budget
+SPOT_WEIGHTS: dict[tuple[str, str], int | Callable[[dict[str, str]], int]] = {
+    ("GET", "/api/v3/ping"): 1,
+    ("GET", "/api/v3/time"): 1,
+    ("GET", "/api/v3/exchangeInfo"): 20,
+    ("GET", "/api/v3/ticker/price"): _with_symbol(2, 4),
+    ("GET", "/api/v3/ticker/bookTicker"): _with_symbol(2, 4),
+    ("GET", "/api/v3/ticker/24hr"): _with_symbol(2, 80),
+    ("GET", "/api/v3/account"): 20,
+    ("POST", "/api/v3/order"): 1,
+    ("GET", "/api/v3/order"): 4,
+    ("DELETE", "/api/v3/order"): 1,
+    ("GET", "/api/v3/openOrders"): _with_symbol(6, 80),
+    ("DELETE", "/api/v3/openOrders"): 1,
+    ("GET", "/api/v3/allOrders"): 20,
+    ("GET", "/api/v3/myTrades"): 20,
+    ("POST", "/api/v3/userDataStream"): 2,
+    ("PUT", "/api/v3/userDataStream"): 2,
+    ("DELETE", "/api/v3/userDataStream"): 2,
+}
+NEW_ORDERS = {("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder"), ("POST", "/api/v3/order")}
+WEBSOCKETS = ("/ws", "/private/ws", "/stream", "/market/ws", "/market/stream", "/ws-api")
+FUTURES, SPOT = "futures", "spot"
+
+
+def family_of(path: str) -> str:
+    """Which of Binance's budgets a path counts on: spot (`/api/`, api.binance.com) or futures."""
+    return SPOT if path.startswith("/api/") else FUTURES
 
 
 def weight_of(method: str, path: str, params: dict[str, str]) -> int | None:
     """The request's IP weight, or None for what the IP budget does not count (sapi, control, websockets)."""
-    weight = WEIGHTS.get((method, path))
+    weight = (SPOT_WEIGHTS if family_of(path) == SPOT else WEIGHTS).get((method, path))
     if weight is None:
-        return 1 if path.startswith("/fapi/") else None
+        return 1 if path.startswith(("/fapi/", "/api/")) else None
     return weight(params) if callable(weight) else weight
 
 
@@ -123,23 +160,63 @@ class IpUsage:
 class OrderUsage:
     ten_s: int = -1
     in_10s: int = 0
-    minute: int = -1
+    minute: int = -1  # the long window: a minute on futures, a day on spot
     in_minute: int = 0
     rejected: int = 0
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Family:
+    """One API's numbers: its weight limit per minute, and order counts per 10 s and per its long window."""
+
+    weight_per_minute: int
+    orders_per_10s: int
+    orders_long: int
+    long_ms: int
+    long_name: str  # MINUTE / DAY, in the -1015 message
+    long_header: str  # X-MBX-ORDER-COUNT-1M / -1D
 
 
 class Limits:
     def __init__(self, settings: LimitSettings, clock_ms: ClockMs) -> None:
         self.settings = settings
         self.clock_ms = clock_ms
-        self.ips: dict[str, IpUsage] = {}
+        self.ips: dict[str, IpUsage] = {}  # futures (fapi)
         self.accounts: dict[str, OrderUsage] = {}
+        self.spot_ips: dict[str, IpUsage] = {}  # spot (api), a budget of its own as on Binance
+        self.spot_accounts: dict[str, OrderUsage] = {}
         self.by_key: dict[str, dict[str, int]] = {}  # API key -> "METHOD /path" -> requests
 
     def reset(self) -> None:
-        self.ips.clear()
-        self.accounts.clear()
-        self.by_key.clear()
+        for table in (self.ips, self.accounts, self.spot_ips, self.spot_accounts, self.by_key):
+            table.clear()
+
+    def family(self, name: str) -> Family:
+        if name == SPOT:
+            spot = self.settings.spot
+            return Family(
+                spot.request_weight_per_minute,
+                spot.orders_per_10s,
+                spot.orders_per_day,
+                DAY_MS,
+                "DAY",
+                "X-MBX-ORDER-COUNT-1D",
+            )
+        futures = self.settings
+        return Family(
+            futures.request_weight_per_minute,
+            futures.orders_per_10s,
+            futures.orders_per_minute,
+            MINUTE_MS,
+            "MINUTE",
+            "X-MBX-ORDER-COUNT-1M",
+        )
+
+    def _tables(self, name: str) -> tuple[dict[str, IpUsage], dict[str, OrderUsage]]:
+        return (self.spot_ips, self.spot_accounts) if name == SPOT else (self.ips, self.accounts)
 
     def _count(self, request: web.Request, usage: IpUsage) -> None:
         endpoint = f"{request.method} {request.path}"
@@ -150,66 +227,75 @@ class Limits:
             mine[endpoint] = mine.get(endpoint, 0) + 1
 
     def usage(self) -> dict[str, object]:
-        now = self.clock_ms()
+        ips, accounts = self._usage(FUTURES)
+        spot_ips, spot_accounts = self._usage(SPOT)
         return {
             "settings": self.settings.model_dump(),
-            "ips": {
-                ip: {
-                    "used_weight_1m": u.weight if u.minute == now // MINUTE_MS else 0,
-                    "peak_weight_1m": u.peak,
-                    "minutes": {str(m): w for m, w in sorted(u.history.items())},
-                    "rejected_429": u.rejected_429,
-                    "rejected_418": u.rejected_418,
-                    "bans": u.bans,
-                    "banned_until_ms": u.banned_until_ms,
-                    "backoff_until_ms": u.backoff_until_ms,
-                    "in_backoff": u.backoff_until_ms > now or u.banned_until_ms > now,
-                    "ws_attempts_5m": u.ws_attempts if u.ws_window == now // FIVE_MIN_MS else 0,
-                    "requests": dict(sorted(u.requests.items())),
-                }
-                for ip, u in self.ips.items()
-            },
+            "ips": ips,
+            "accounts": accounts,
+            "spot": {"ips": spot_ips, "accounts": spot_accounts},
             "requests_by_key": {key: dict(sorted(r.items())) for key, r in self.by_key.items()},
-            "accounts": {
-                name: {
-                    "orders_10s": o.in_10s if o.ten_s == now // TEN_S_MS else 0,
-                    "orders_1m": o.in_minute if o.minute == now // MINUTE_MS else 0,
-                    "rejected": o.rejected,
-                }
-                for name, o in self.accounts.items()
-            },
+        }
+
+    def _usage(self, name: str) -> tuple[dict[str, object], dict[str, object]]:
+        now = self.clock_ms()
+        ips, accounts = self._tables(name)
+        long_ms = self.family(name).long_ms
+        return {
+            ip: {
+                "used_weight_1m": u.weight if u.minute == now // MINUTE_MS else 0,
+                "peak_weight_1m": u.peak,
+                "minutes": {str(m): w for m, w in sorted(u.history.items())},
+                "rejected_429": u.rejected_429,
+                "rejected_418": u.rejected_418,
+                "bans": u.bans,
+                "banned_until_ms": u.banned_until_ms,
+                "backoff_until_ms": u.backoff_until_ms,
+                "in_backoff": u.backoff_until_ms > now or u.banned_until_ms > now,
+                "ws_attempts_5m": u.ws_attempts if u.ws_window == now // FIVE_MIN_MS else 0,
+                "requests": dict(sorted(u.requests.items())),
+            }
+            for ip, u in ips.items()
+        }, {
+            name: {
+                "orders_10s": o.in_10s if o.ten_s == now // TEN_S_MS else 0,
+                ("orders_1d" if long_ms == DAY_MS else "orders_1m"): o.in_minute if o.minute == now // long_ms else 0,
+                "rejected": o.rejected,
+            }
+            for name, o in accounts.items()
         }
 
     # -- request weight ----------------------------------------------------------------------------
 
-    def _ip(self, ip: str, now: int) -> IpUsage:
-        usage = self.ips.setdefault(ip, IpUsage())
+    def _ip(self, ip: str, now: int, family: str = FUTURES) -> IpUsage:
+        usage = self._tables(family)[0].setdefault(ip, IpUsage())
         minute = now // MINUTE_MS
         if usage.minute != minute:
             usage.minute, usage.weight = minute, 0
         return usage
 
-    def admit(self, ip: str, weight: int) -> tuple[web.Response | None, IpUsage]:
+    def admit(self, ip: str, weight: int, family: str = FUTURES) -> tuple[web.Response | None, IpUsage]:
         """Counts a request's weight; an answer when Binance would refuse it (429 or 418), else None."""
         now = self.clock_ms()
-        usage = self._ip(ip, now)
+        usage = self._ip(ip, now, family)
+        limit = self.family(family).weight_per_minute
         if usage.banned_until_ms > now:
             usage.rejected_418 += 1
-            return self._refuse(418, ip, usage, usage.banned_until_ms - now), usage
+            return self._refuse(418, ip, usage, usage.banned_until_ms - now, limit), usage
         if usage.backoff_until_ms > now and now - usage.limited_at_ms <= GRACE_AFTER_429_MS:
             usage.rejected_429 += 1  # on its way when the 429 went out: refused, not held against the IP
-            return self._refuse(429, ip, usage, usage.backoff_until_ms - now), usage
+            return self._refuse(429, ip, usage, usage.backoff_until_ms - now, limit), usage
         if usage.backoff_until_ms > now:  # sending on during a 429's back-off: banned, longer each time
             usage.bans += 1
             ban_s = min(BAN_MAX_S, BAN_FIRST_S * 2 ** (usage.bans - 1))
             usage.banned_until_ms = now + ban_s * 1000
             usage.rejected_418 += 1
-            return self._refuse(418, ip, usage, ban_s * 1000), usage
-        if usage.weight + weight > self.settings.request_weight_per_minute:
+            return self._refuse(418, ip, usage, ban_s * 1000, limit), usage
+        if usage.weight + weight > limit:
             usage.backoff_until_ms = (now // MINUTE_MS + 1) * MINUTE_MS
             usage.limited_at_ms = now
             usage.rejected_429 += 1
-            return self._refuse(429, ip, usage, usage.backoff_until_ms - now), usage
+            return self._refuse(429, ip, usage, usage.backoff_until_ms - now, limit), usage
         usage.weight += weight
         usage.peak = max(usage.peak, usage.weight)
         usage.history[usage.minute] = usage.weight
@@ -217,8 +303,7 @@ class Limits:
             del usage.history[old]
         return None, usage
 
-    def _refuse(self, status: int, ip: str, usage: IpUsage, wait_ms: int) -> web.Response:
-        limit = self.settings.request_weight_per_minute
+    def _refuse(self, status: int, ip: str, usage: IpUsage, wait_ms: int, limit: int) -> web.Response:
         if status == 429:
             message = (
                 f"Too many requests; current limit of IP({ip}) is {limit} requests per minute. Please use the"
@@ -239,21 +324,22 @@ class Limits:
 
     # -- orders ------------------------------------------------------------------------------------
 
-    def count_order(self, account: str) -> tuple[errors.BinanceError | None, OrderUsage]:
-        """Counts a new order on the account's 10 s and 1 min windows; the error Binance answers past them."""
+    def count_order(self, account: str, family: str = FUTURES) -> tuple[errors.BinanceError | None, OrderUsage]:
+        """Counts a new order on the account's 10 s and long (futures: minute, spot: day) windows; the error
+        Binance answers past them."""
         now = self.clock_ms()
-        usage = self.accounts.setdefault(account, OrderUsage())
+        numbers = self.family(family)
+        usage = self._tables(family)[1].setdefault(account, OrderUsage())
         if usage.ten_s != now // TEN_S_MS:
             usage.ten_s, usage.in_10s = now // TEN_S_MS, 0
-        if usage.minute != now // MINUTE_MS:
-            usage.minute, usage.in_minute = now // MINUTE_MS, 0
-        if usage.in_10s >= self.settings.orders_per_10s:
+        if usage.minute != now // numbers.long_ms:
+            usage.minute, usage.in_minute = now // numbers.long_ms, 0
+        if usage.in_10s >= numbers.orders_per_10s:
             usage.rejected += 1
-            limit = self.settings.orders_per_10s
-            return errors.too_many_orders(f"{limit} orders per TEN_SECONDS"), usage
-        if usage.in_minute >= self.settings.orders_per_minute:
+            return errors.too_many_orders(f"{numbers.orders_per_10s} orders per TEN_SECONDS"), usage
+        if usage.in_minute >= numbers.orders_long:
             usage.rejected += 1
-            return errors.too_many_orders(f"{self.settings.orders_per_minute} orders per MINUTE"), usage
+            return errors.too_many_orders(f"{numbers.orders_long} orders per {numbers.long_name}"), usage
         usage.in_10s += 1
         usage.in_minute += 1
         return None, usage
@@ -290,31 +376,35 @@ class Limits:
         weight = weight_of(request.method, request.path, dict(request.query))  # no weight depends on a body
         if weight is None:
             return await handler(request)
-        refused, usage = self.admit(ip, weight)
+        family = family_of(request.path)
+        refused, usage = self.admit(ip, weight, family)
         if refused is not None:
             return refused
         self._count(request, usage)
         order_usage = None
         if (request.method, request.path) in NEW_ORDERS:
             account = request.headers.get("X-MBX-APIKEY", "")
-            error, order_usage = self.count_order(account)
+            error, order_usage = self.count_order(account, family)
             if error is not None:
                 return self._with_counts(
                     web.Response(status=error.status, text=json.dumps(error.body()), content_type="application/json"),
                     usage,
                     order_usage,
+                    self.family(family).long_header,
                 )
         response = await handler(request)
         if response.status == 429 and "Retry-After" in response.headers:  # a 429 from further in (a fault)
             now = self.clock_ms()
             usage.backoff_until_ms = max(usage.backoff_until_ms, now + int(response.headers["Retry-After"]) * 1000)
             usage.limited_at_ms = now
-        return self._with_counts(response, usage, order_usage)
+        return self._with_counts(response, usage, order_usage, self.family(family).long_header)
 
     @staticmethod
-    def _with_counts(response: web.StreamResponse, usage: IpUsage, orders: OrderUsage | None) -> web.StreamResponse:
+    def _with_counts(
+        response: web.StreamResponse, usage: IpUsage, orders: OrderUsage | None, long_header: str
+    ) -> web.StreamResponse:
         response.headers["X-MBX-USED-WEIGHT-1M"] = str(usage.weight)
         if orders is not None:
             response.headers["X-MBX-ORDER-COUNT-10S"] = str(orders.in_10s)
-            response.headers["X-MBX-ORDER-COUNT-1M"] = str(orders.in_minute)
+            response.headers[long_header] = str(orders.in_minute)
         return response

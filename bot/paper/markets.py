@@ -154,6 +154,68 @@ DEFAULT_MARKETS: tuple[MarketSpec, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class SpotMarketSpec:
+    """A spot market's filters, as Binance spot's exchangeInfo sends them (PRICE_FILTER, LOT_SIZE, NOTIONAL)."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: Decimal
+    min_price: Decimal
+    max_price: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    market_max_qty: Decimal
+    min_notional: Decimal
+    max_notional: Decimal = Decimal(9_000_000)
+
+
+# Binance spot's filters for these pairs (BTC and ETH as in the captured exchangeInfo)
+SPOT_MARKETS: tuple[SpotMarketSpec, ...] = (
+    SpotMarketSpec(
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        D("0.01"),
+        D("0.01"),
+        D("1000000"),
+        D("0.00001"),
+        D("0.00001"),
+        D("9000"),
+        D("120"),
+        D("5"),
+    ),
+    SpotMarketSpec(
+        "ETHUSDT",
+        "ETH",
+        "USDT",
+        D("0.01"),
+        D("0.01"),
+        D("1000000"),
+        D("0.0001"),
+        D("0.0001"),
+        D("9000"),
+        D("2000"),
+        D("5"),
+    ),
+    SpotMarketSpec(
+        "SOLUSDT",
+        "SOL",
+        "USDT",
+        D("0.01"),
+        D("0.01"),
+        D("1000000"),
+        D("0.001"),
+        D("0.001"),
+        D("90000"),
+        D("20000"),
+        D("5"),
+    ),
+)
+
+
 def synthetic_markets(count: int) -> tuple[MarketSpec, ...]:
     """Extra markets (`X001USDT`, ...) so that memory and load figures see a realistic market count."""
     return tuple(

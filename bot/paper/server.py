@@ -20,8 +20,10 @@ from bot.paper.control import ControlApi
 from bot.paper.faults import Faults
 from bot.paper.ledger import Ledger
 from bot.paper.limits import Limits, LimitSettings
-from bot.paper.markets import DEFAULT_MARKETS, synthetic_markets
+from bot.paper.markets import DEFAULT_MARKETS, SPOT_MARKETS, synthetic_markets
 from bot.paper.marketstream import MarketStreams
+from bot.paper.spot import SPOT_COMMISSION, SpotLedger
+from bot.paper.spot_api import SpotApi, SpotUserStreams
 from bot.paper.state import Account
 from bot.paper.userstream import UserStreams
 
@@ -42,12 +44,22 @@ class AccountSpec(BaseModel):
     email: str = Field(min_length=3)
     usdt: Decimal = Decimal(0)
     commission: Commission | None = None  # this account's rates (a VIP tier, a discount); else the exchange's
+    spot: dict[str, Decimal] = Field(default_factory=dict)  # the spot wallet's free balances per asset
+    spot_commission: Commission | None = None
 
     @field_validator("usdt")
     @classmethod
     def _not_negative(cls, value: Decimal) -> Decimal:
         if value < 0 or not value.is_finite():
             raise ValueError("must be a finite amount >= 0")
+        return value
+
+    @field_validator("spot")
+    @classmethod
+    def _balances(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for asset, amount in value.items():
+            if amount < 0 or not amount.is_finite() or amount != amount.quantize(Decimal("1e-8")):
+                raise ValueError(f"{asset}: must be a finite amount >= 0 with at most 8 decimals")
         return value
 
 
@@ -76,6 +88,9 @@ class PaperConfig(BaseModel):
     master: MasterSpec | None = None
     prices: dict[str, Decimal] = Field(default_factory=dict)
     commission: Commission = Field(default_factory=Commission)
+    spot_commission: Commission = Field(
+        default_factory=lambda: Commission(maker=SPOT_COMMISSION[0], taker=SPOT_COMMISSION[1])
+    )
     funding: Funding | None = None
     limits: LimitSettings = Field(default_factory=LimitSettings)  # Binance's, on by default
 
@@ -105,6 +120,9 @@ class PaperExchange:
             markets, dict(config.prices), (config.commission.maker, config.commission.taker), clock_ms, self.streams
         )
         self.streams.ledger = self.ledger
+        self.spot_streams = SpotUserStreams(clock_ms)
+        spot_rates = (config.spot_commission.maker, config.spot_commission.taker)
+        self.spot = SpotLedger(self.ledger, SPOT_MARKETS, spot_rates, self.spot_streams)
         for spec in config.accounts:
             self.add_account(spec.model_dump())
         master_key = None
@@ -114,15 +132,20 @@ class PaperExchange:
         self.faults = Faults()
         self.limits = Limits(config.limits, clock_ms)
         self.api = BinanceApi(self.ledger, self.streams, master_key, config.limits)
+        self.spot_api = SpotApi(self.api, self.spot, self.spot_streams, self.limits)
         self.control = ControlApi(self)
         self.app = web.Application(middlewares=[self.control.guard, self.limits.middleware, self.faults.middleware])
         self.market_streams = MarketStreams(self.ledger, clock_ms)
-        self.api.add_to(self.app, self.market_streams)
+        self.api.add_to(self.app, self.market_streams, self.spot_streams)
+        self.app.router.add_get("/ws-api/v3", self._spot_ws_api)
         self.control.add_to(self.app)
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._walk: asyncio.Task[None] | None = None
         self.base_url = ""
+
+    async def _spot_ws_api(self, request: web.Request) -> web.StreamResponse:
+        return await self.spot_streams.handle_ws_api(request, self.ledger.by_key)
 
     def add_account(self, data: dict[str, Any]) -> None:
         spec = AccountSpec.model_validate({k: v for k, v in data.items() if k in AccountSpec.model_fields})
@@ -131,6 +154,10 @@ class PaperExchange:
         account = Account(spec.name, spec.api_key, spec.api_secret, spec.email, spec.usdt)
         if spec.commission is not None:
             account.commission = (spec.commission.maker, spec.commission.taker)
+        if spec.spot_commission is not None:
+            account.spot.commission = (spec.spot_commission.maker, spec.spot_commission.taker)
+        for asset, amount in spec.spot.items():
+            account.spot.balance(asset).free = amount
         self.ledger.add_account(account)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -157,6 +184,7 @@ class PaperExchange:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.streams.drop_connections()
+        self.spot_streams.drop_connections()
         await self.market_streams.stop()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -115,6 +115,77 @@ class Income:
 
 
 @dataclass(slots=True)
+class SpotBalance:
+    free: Decimal = ZERO
+    locked: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked
+
+
+@dataclass(frozen=True, slots=True)
+class SpotTrade:
+    """One spot fill: a buy's commission in the asset bought, a sale's in the quote asset."""
+
+    trade_id: int
+    order_id: int
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    maker: bool
+    time_ms: int
+
+
+@dataclass(slots=True)
+class SpotOrder:
+    order_id: int
+    client_id: str
+    symbol: str
+    side: str  # BUY / SELL
+    type: str  # MARKET / LIMIT
+    qty: Decimal
+    price: Decimal
+    time_in_force: str
+    time_ms: int
+    update_ms: int
+    quote_order_qty: Decimal = ZERO
+    status: str = "NEW"
+    executed: Decimal = ZERO
+    cum_quote: Decimal = ZERO
+    fills: list[SpotTrade] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.executed
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("NEW", "PARTIALLY_FILLED")
+
+
+@dataclass(slots=True)
+class SpotWallet:
+    """An account's spot wallet: balances per asset (free and locked), orders and trades."""
+
+    balances: dict[str, SpotBalance] = field(default_factory=dict)
+    orders: dict[int, SpotOrder] = field(default_factory=dict)
+    open_orders: dict[int, SpotOrder] = field(default_factory=dict)
+    trades: list[SpotTrade] = field(default_factory=list)
+    commission: tuple[Decimal, Decimal] | None = None  # (maker, taker) of this account; None: the exchange's
+    update_ms: int = 0
+
+    def balance(self, asset: str) -> SpotBalance:
+        found = self.balances.get(asset)
+        if found is None:
+            found = self.balances[asset] = SpotBalance()
+        return found
+
+
+@dataclass(slots=True)
 class Account:
     name: str
     api_key: str
@@ -132,6 +203,7 @@ class Account:
     algo_orders: dict[int, AlgoOrder] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
     income: list[Income] = field(default_factory=list)
+    spot: SpotWallet = field(default_factory=SpotWallet)
 
     def position(self, symbol: str) -> Position:
         pos = self.positions.get(symbol)

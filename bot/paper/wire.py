@@ -425,8 +425,8 @@ def transfer_record(t: Transfer) -> Json:
         "toEmail": t.to_email,
         "asset": t.asset,
         "amount": fmt(t.amount),
-        "fromAccountType": "USDT_FUTURE",
-        "toAccountType": "USDT_FUTURE",
+        "fromAccountType": t.account_type,
+        "toAccountType": t.account_type,
         "status": "SUCCESS",
         "createTimeStamp": t.time_ms,
     }

@@ -193,14 +193,14 @@ async def test_exchange_info_filters_match_binance_market_entries(paper: Paper) 
 # -- error codes map to the same ccxt exceptions as from real Binance -----------------------------
 
 
-def class_from_real_binance(code: int, msg: str) -> type[Exception]:
-    """Feeds the error body to ccxt as if fapi.binance.com had answered it; returns what ccxt raises."""
-    exchange = ccxt.binanceusdm()
+def class_from_real_binance(code: int, msg: str, spot: bool = False) -> type[Exception]:
+    """Feeds the error body to ccxt as if fapi.binance.com (api.binance.com with `spot`) had answered it;
+    returns what ccxt raises."""
+    exchange = ccxt.binance() if spot else ccxt.binanceusdm()
+    url = "https://api.binance.com/api/v3/order" if spot else "https://fapi.binance.com/fapi/v1/order"
     body = json.dumps({"code": code, "msg": msg})
     try:
-        exchange.handle_errors(
-            400, "Bad Request", "https://fapi.binance.com/fapi/v1/order", "POST", {}, body, json.loads(body), {}, ""
-        )
+        exchange.handle_errors(400, "Bad Request", url, "POST", {}, body, json.loads(body), {}, "")
     except Exception as exc:
         return type(exc)
     raise AssertionError(f"ccxt raised nothing for {code}")
