@@ -101,6 +101,8 @@ class OrderResult:
     status: str  # ccxt's: closed, open, canceled, expired, rejected
     filled: Decimal
     average: Decimal | None
+    fee_base: Decimal = Decimal(0)  # spot: the fee charged in the asset bought (it is not in the holding)
+    fee_quote: Decimal = Decimal(0)  # spot: the fee charged in USDT
 
 
 def build_client(
@@ -153,7 +155,9 @@ def market_rules(markets: dict[str, Any]) -> dict[str, Market]:
 def host_of(client: Any) -> str:
     """The exchange host a client's REST requests go to: the unit of the per-IP request budget."""
     api = client.urls.get("api", {})
-    url = api if not isinstance(api, dict) else api.get("fapiPrivate") or api.get("private") or ""
+    spot = getattr(client, "id", "") == "binance"  # ccxt's spot client also knows the futures hosts
+    keys = ("private",) if spot else ("fapiPrivate", "private")
+    url = api if not isinstance(api, dict) else next((api[k] for k in keys if api.get(k)), "")
     return urlsplit(str(url)).netloc or str(url)
 
 
@@ -174,6 +178,7 @@ class AccountVenue:
         self._throttle = Throttler(rate_limit=orders_per_second, period=1.0)
         self.budget = budget
         self.priority = priority  # of this account's reads (the lead's come before followers')
+        self.exchange_info_weight = WEIGHT_EXCHANGE_INFO
 
     async def _call(
         self, fn: Callable[[], Awaitable[T]], writing: bool = False, weight: int = 0, priority: Priority | None = None
@@ -207,7 +212,9 @@ class AccountVenue:
             return markets
         self.client.enableLastJsonResponse = True
         try:
-            loaded: dict[str, Any] = await self._read(self.client.load_markets, WEIGHT_EXCHANGE_INFO, Priority.LEAD)
+            loaded: dict[str, Any] = await self._read(
+                self.client.load_markets, self.exchange_info_weight, Priority.LEAD
+            )
             info = self.client.last_json_response
         finally:
             self.client.enableLastJsonResponse = False
