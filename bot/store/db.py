@@ -18,7 +18,7 @@ from pathlib import Path
 from bot.core.model import ZERO, EquityBase, Intent, LeadChange, Leg, Skip
 from bot.store.settlement import SettlementBook
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,7 +62,9 @@ CREATE TABLE IF NOT EXISTS intents (
 CREATE TABLE IF NOT EXISTS fills (
     follower TEXT NOT NULL, client_order_id TEXT NOT NULL, order_id TEXT NOT NULL, symbol TEXT NOT NULL,
     signed_qty TEXT NOT NULL, price TEXT NOT NULL, recorded_ms INTEGER NOT NULL,
-    PRIMARY KEY (follower, order_id));
+    fee_base TEXT NOT NULL DEFAULT '0', fee_quote TEXT NOT NULL DEFAULT '0', PRIMARY KEY (follower, order_id));
+CREATE TABLE IF NOT EXISTS spot_reserves (
+    follower TEXT NOT NULL, asset TEXT NOT NULL, amount TEXT NOT NULL, PRIMARY KEY (follower, asset));
 CREATE TABLE IF NOT EXISTS skips (
     id INTEGER PRIMARY KEY AUTOINCREMENT, follower TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL,
     event TEXT NOT NULL, symbol TEXT NOT NULL, detail TEXT NOT NULL, recorded_ms INTEGER NOT NULL);
@@ -117,6 +119,12 @@ CREATE TABLE settlements (
     episode INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (cycle, follower, episode));
 INSERT INTO settlements SELECT *, 1 FROM settlements_v1;
 DROP TABLE settlements_v1;
+"""
+
+# version 2 -> 3: spot fills keep the fee charged in the asset bought and in USDT (a copy holding is net of it)
+_MIGRATE_2_TO_3 = """
+ALTER TABLE fills ADD COLUMN fee_base TEXT NOT NULL DEFAULT '0';
+ALTER TABLE fills ADD COLUMN fee_quote TEXT NOT NULL DEFAULT '0';
 """
 
 # intent statuses that are not final: `working` is an order the exchange holds open (looked up again later)
@@ -193,10 +201,12 @@ class Store:
                 db.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(3),))
             elif int(version[0]) > SCHEMA_VERSION:
                 raise RuntimeError(f"{path} has schema version {version[0]}, newer than this bot ({SCHEMA_VERSION})")
-            elif int(version[0]) == 1:
-                for statement in _MIGRATE_1_TO_2.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+            else:
+                steps = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3}
+                for step in range(int(version[0]), SCHEMA_VERSION):
+                    for statement in steps[step].split(";"):
+                        if statement.strip():
+                            db.execute(statement)
                 db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         self.epoch: str = self._db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
         self.settlement = SettlementBook(self)  # the settlement tables, on this connection
@@ -644,8 +654,12 @@ class Store:
         avg_price: Decimal | None,
         now_ms: int,
         update_position: bool = True,
+        fee_base: Decimal = ZERO,
+        fee_quote: Decimal = ZERO,
     ) -> None:
-        """An order's final outcome and its fill, with the follower's expected position, in one transaction."""
+        """An order's final outcome and its fill, with the follower's expected position, in one transaction.
+        On spot a fee charged in the asset bought (`fee_base`) is not in the holding: the position moves by the
+        fill less it."""
         signed = filled if row.intent.side == "buy" else -filled
         with self.transaction() as db:
             current_status = db.execute("SELECT status FROM intents WHERE id=?", (row.id,)).fetchone()
@@ -658,7 +672,7 @@ class Store:
             )
             if filled:
                 db.execute(
-                    "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         row.follower,
                         row.client_order_id,
@@ -667,6 +681,8 @@ class Store:
                         str(signed),
                         str(avg_price or 0),
                         now_ms,
+                        str(fee_base),
+                        str(fee_quote),
                     ),
                 )
             if filled and update_position:
@@ -674,7 +690,7 @@ class Store:
                     "SELECT amount FROM follower_positions WHERE follower=? AND symbol=?",
                     (row.follower, row.intent.symbol),
                 ).fetchone()
-                amount = (Decimal(current[0]) if current else ZERO) + signed
+                amount = (Decimal(current[0]) if current else ZERO) + signed - fee_base
                 db.execute(
                     "INSERT INTO follower_positions VALUES (?, ?, ?) ON CONFLICT(follower, symbol)"
                     " DO UPDATE SET amount=excluded.amount",
@@ -693,6 +709,27 @@ class Store:
             (follower, after),
         )
         return [(s, Decimal(q), Decimal(p), int(t)) for s, q, p, t in rows]
+
+    def cash_flows_since(self, follower: str, after: int) -> Decimal:
+        """Spot: what the follower's fills journaled after position `after` did to its USDT: a buy pays its cost,
+        a sale receives its proceeds, less fees charged in USDT."""
+        rows = self._db.execute(
+            "SELECT signed_qty, price, fee_quote FROM fills WHERE follower=? AND rowid > ?", (follower, after)
+        )
+        return sum((-Decimal(q) * Decimal(p) - Decimal(f) for q, p, f in rows), ZERO)
+
+    def spot_reserve(self, follower: str) -> dict[str, Decimal]:
+        """Spot: the assets the follower's account held at copy start (SPEC 11), by asset; never sold."""
+        rows = self._db.execute("SELECT asset, amount FROM spot_reserves WHERE follower=?", (follower,))
+        return {a: Decimal(q) for a, q in rows}
+
+    def set_spot_reserve(self, follower: str, reserve: dict[str, Decimal]) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM spot_reserves WHERE follower=?", (follower,))
+            db.executemany(
+                "INSERT INTO spot_reserves VALUES (?, ?, ?)",
+                [(follower, a, str(q)) for a, q in sorted(reserve.items())],
+            )
 
     def set_follower_position(self, follower: str, symbol: str, amount: Decimal) -> None:
         with self.transaction() as db:

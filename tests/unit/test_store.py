@@ -44,3 +44,22 @@ def test_plan_outcome_and_restart(tmp_path: Path) -> None:
     reopened.record_outcome(row, "filled", "42", D("0.2"), D(3000), 7)  # applied once: the row is final now
     assert reopened.follower_positions("f") == {"ETHUSDT": D("0.2")}
     assert reopened.unresolved_intents("f") == []
+
+
+def test_spot_fills_keep_fees_a_holding_is_net_of_the_fee_in_the_asset_bought(tmp_path: Path) -> None:
+    """SPEC 11 example G's follower: buys 0.00199 BTC (fee 0.00000199 BTC), sells 0.00149 (fee 0.0745 USDT)."""
+    store = Store(tmp_path / "s.sqlite3")
+    store.activate_follower("f", D(1000), D(1000), copy_existing=True, now_ms=1)
+    store.set_spot_reserve("f", {"ETH": D("0.5")})
+    buy = Intent(Leg.OPEN, "BTCUSDT", "buy", D("0.00199"), False)
+    sell = Intent(Leg.REDUCE, "BTCUSDT", "sell", D("0.00149"), False)
+    store.record_plans([("f", "c", 1, [(buy, "cb-x-1")], (), 2), ("f", "c", 2, [(sell, "cb-x-2")], (), 3)])
+    first, second = store.unresolved_intents("f")
+    store.record_outcome(first, "filled", "1", D("0.00199"), D(50000), 4, fee_base=D("0.00000199"))
+    assert store.follower_positions("f") == {"BTCUSDT": D("0.00198801")}
+    mark = store.last_fill("f")
+    store.record_outcome(second, "filled", "2", D("0.00149"), D(50000), 5, fee_quote=D("0.0745"))
+    assert store.follower_positions("f") == {"BTCUSDT": D("0.00049801")}
+    assert store.cash_flows_since("f", 0) == D("-99.5") + D("74.5") - D("0.0745")
+    assert store.cash_flows_since("f", mark) == D("74.5") - D("0.0745")
+    assert store.spot_reserve("f") == {"ETH": D("0.5")}
