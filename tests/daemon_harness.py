@@ -43,6 +43,16 @@ def paper_accounts(lead_usdt: str, followers: dict[str, str], commission: str = 
     }
 
 
+def spot_accounts(lead: dict[str, str], followers: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """An accounts file for a spot daemon: each account's spot wallet (asset -> amount), Binance spot's fees
+    (0.1 %, the paper exchange's default), fixed prices, Binance's limits."""
+    accounts = paper_accounts("0", dict.fromkeys(followers, "0"))
+    wallets = {"lead": lead, **followers}
+    for account in accounts["accounts"]:
+        account["spot"] = wallets[account["name"]]
+    return accounts
+
+
 def short_cycle_accounts(lead_usdt: str, followers: dict[str, str], commission: str = "0") -> dict[str, Any]:
     """`paper_accounts` for settlement cycles of a few seconds, which stand in for weeks: the per-IP weight limit
     tenfold, since a week's settlement reads (income, weight 30 a follower) fit Binance's budget with days to
@@ -59,6 +69,7 @@ def write_config(
     bot: dict[str, Any] | None = None,
     cycle_seconds: int | None = None,
     treasury: bool = False,
+    protection: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, str]]:
     """A TOML config for `bot run` and the environment holding its secrets."""
     bot_opts = {
@@ -88,6 +99,8 @@ def write_config(
         lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
     if cycle_seconds is not None:
         lines += ["", "[settlement]", f"cycle_seconds = {cycle_seconds}"]
+    if protection:
+        lines += ["", "[protection]"] + [f"{k} = {json.dumps(v)}" for k, v in protection.items()]
     if treasury:
         env |= {"MASTER_API_KEY": "master-key-000001", "MASTER_API_SECRET": "master-secret-000001"}
         lines += [

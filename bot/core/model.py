@@ -136,4 +136,5 @@ class Skip:
 class Plan:
     intents: tuple[Intent, ...] = ()
     skips: tuple[Skip, ...] = ()
-    clipped: tuple[dict[str, str], ...] = ()  # sync_clipped_by_leverage details
+    clipped: tuple[dict[str, str], ...] = ()  # the clips' details, logged under `clip_event`
+    clip_event: str = "sync_clipped_by_leverage"  # spot: sync_clipped_by_cash

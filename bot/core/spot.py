@@ -17,6 +17,7 @@ from bot.core.sync import slippage_exceeded
 
 # seed 001: a spot copy needs at least this much
 MIN_SPOT_INVESTMENT = Decimal(100)
+CLIPPED = "sync_clipped_by_cash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ def _buy(
             "price": str(price),
         }
         return Plan(skips=(Skip("sync_skipped_below_minimum", symbol, detail),))
-    return Plan(intents=(Intent(Leg.OPEN, symbol, "buy", qty, reduce_only=False),), clipped=clipped)
+    return Plan(intents=(Intent(Leg.OPEN, symbol, "buy", qty, reduce_only=False),), clipped=clipped, clip_event=CLIPPED)
 
 
 def plan_spot_change(
@@ -163,7 +164,7 @@ def plan_spot_bootstrap(
         for intent in plan.intents:
             cash -= intent.qty * prices[symbol]
             holdings[symbol] = holdings.get(symbol, ZERO) + intent.qty
-    return Plan(tuple(intents), tuple(skips), tuple(clipped))
+    return Plan(tuple(intents), tuple(skips), tuple(clipped), CLIPPED)
 
 
 def plan_spot_sale(

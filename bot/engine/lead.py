@@ -53,7 +53,7 @@ class LeadPoller:
         """At the very first start the lead's positions are the baseline, not changes to copy."""
         if self.store.has_lead_baseline():
             return
-        positions, equity = await asyncio.gather(self.venue.positions(), self.venue.equity())
+        positions, equity = await self.venue.lead_read()
         now = self.clock.now_ms()
         self.store.record_equity("lead", equity, now)
         self.store.set_lead_baseline(positions, now)
@@ -67,7 +67,8 @@ class LeadPoller:
             return await self._poll()
 
     async def _poll(self) -> list[StoredChange]:
-        positions, equity = await asyncio.gather(self.venue.positions(), self.venue.equity())
+        since = self.last_poll_ms
+        positions, equity = await self.venue.lead_read()
         now = self.clock.now_ms()
         self.last_poll_ms = now
         self.polls += 1
@@ -78,7 +79,7 @@ class LeadPoller:
             prev, entry_prev = known.get(symbol, (ZERO, ZERO))
             current, entry_now = positions.get(symbol, (ZERO, ZERO))
             if prev != current:
-                fill = lead_fill_price(prev, entry_prev, current, entry_now)
+                fill = await self.fill_price(symbol, (prev, entry_prev), (current, entry_now), since, now)
                 changes.append((symbol, prev, current, entry_prev, entry_now, fill))
         stored = self.store.record_lead_changes(changes, equity, now) if changes else []
         for item in stored:
@@ -97,6 +98,12 @@ class LeadPoller:
             self.on_change()
             await self._check_leverage(positions, equity)
         return stored
+
+    async def fill_price(
+        self, symbol: str, before: tuple[Decimal, Decimal], after: tuple[Decimal, Decimal], since_ms: int, now_ms: int
+    ) -> Decimal | None:
+        """The lead's fill price of what it opened: on futures from its average entry prices (SPEC 3)."""
+        return lead_fill_price(before[0], before[1], after[0], after[1])
 
     async def _check_leverage(self, positions: dict[str, tuple[Decimal, Decimal]], equity: Decimal) -> None:
         marks = await self.prices.latest()

@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from bot.core.ids import client_order_id
-from bot.core.model import ZERO, EquityBase, FollowerView, Intent, Leg, Market
+from bot.core.model import ZERO, EquityBase, FollowerView, Intent, Leg, Market, Plan
 from bot.core.risk import estimated_copy_equity, stop_loss_hit, stop_loss_threshold
 from bot.core.sync import plan_bootstrap, plan_change
 from bot.engine.clock import Clock
@@ -58,11 +58,20 @@ class FollowerMirror:
         self.clock = clock
         self.config = config
         self.log = log.bind(follower=self.name)
-        self.orders = OrderSender(self.name, venue, store, clock, OrderConfig(config.max_leverage), self.log)
-        self.reconciler = Reconciler(self.orders, markets)
-        self.closeout = CloseOut(self.orders, markets)
+        self.orders = OrderSender(self.name, venue, store, clock, self._order_config(), self.log)
+        self.reconciler = self._reconciler()
+        self.closeout = self._closeout()
         self._base: EquityBase | None = store.equity_base(self.name)  # kept across restarts
         self.end_request: tuple[str, str] | None = None  # (state, reason): close out and stop, in the worker
+
+    def _order_config(self) -> OrderConfig:
+        return OrderConfig(self.config.max_leverage)
+
+    def _reconciler(self) -> Reconciler:
+        return Reconciler(self.orders, self.markets)
+
+    def _closeout(self) -> CloseOut:
+        return CloseOut(self.orders, self.markets)
 
     def request_end(self, state: str, reason: str) -> None:
         """Close out and stop (the worker's next step); from now on no open leaves for this follower."""
@@ -163,6 +172,17 @@ class FollowerMirror:
             copied += 1
         return copied
 
+    async def _plan(self, stored: StoredChange, copy_equity: Decimal, marks: Mapping[str, Decimal]) -> Plan:
+        """One lead change's plan for this follower (SPEC 3)."""
+        change = stored.change
+        return plan_change(change, stored.lead_equity, self._view(copy_equity), self.markets[change.symbol], marks)
+
+    async def _plan_bootstrap(
+        self, lead: Mapping[str, Decimal], lead_equity: Decimal, marks: Mapping[str, Decimal]
+    ) -> Plan:
+        """`copy_existing`: the lead's positions at activation, opened at market (SPEC 3)."""
+        return plan_bootstrap(lead, lead_equity, self._view(await self.copy_equity()), self.markets, marks)
+
     async def _bootstrap(self, episode: int) -> None:
         if self.settings.copy_existing and not self.store.has_plan(self.name, BOOTSTRAP, episode):
             lead = {s: q for s, q in self.store.bootstrap_positions(self.name).items() if self._wanted(s)}
@@ -172,7 +192,7 @@ class FollowerMirror:
                 for symbol in sorted(lead):
                     await self.prices.for_plan(symbol)
                 marks = await self.prices.latest()
-                plan = plan_bootstrap(lead, lead_equity, self._view(await self.copy_equity()), self.markets, marks)
+                plan = await self._plan_bootstrap(lead, lead_equity, marks)
                 await self.orders.journal_plan(BOOTSTRAP, episode, plan)
         await self.orders.execute(BOOTSTRAP, episode)
         self.store.mark_bootstrapped(self.name)
@@ -187,8 +207,7 @@ class FollowerMirror:
         elif self._wanted(symbol):
             if not self.store.has_plan(self.name, COPY, change.seq):
                 marks = await self.prices.for_plan(symbol, stored.detected_ms)
-                view = self._view(copy_equity)
-                plan = plan_change(change, stored.lead_equity, view, self.markets[symbol], marks)
+                plan = await self._plan(stored, copy_equity, marks)
                 await self.orders.journal_plan(COPY, change.seq, plan)
             await self.orders.execute(COPY, change.seq)
         self.store.advance(self.name, change.seq, unignore=unignore)
@@ -210,8 +229,7 @@ class FollowerMirror:
         """A REST read of the account: the new base of the estimate, and `equity_drift` when the estimate had
         drifted from it by more than a cent (funding, a fee at another rate, a deposit behind the bot's back).
         Made with no order of the follower's in flight (the worker does one thing at a time)."""
-        await self.prices.latest()  # the marks the read is valued at
-        account = await self.venue.account(priority)
+        account = await self._read_account(priority)
         estimate = await self._estimate() if self._base is not None else None
         self._set_base(account)
         if estimate is not None:
@@ -219,6 +237,10 @@ class FollowerMirror:
             if abs(estimate - copy_equity) > CENT:
                 self.log.info("equity_drift", estimated=estimate, actual=copy_equity, drift=copy_equity - estimate)
         return account
+
+    async def _read_account(self, priority: Priority | None = None) -> AccountSnapshot:
+        await self.prices.latest()  # the marks the read is valued at
+        return await self.venue.account(priority)
 
     async def _estimate(self) -> Decimal:
         base = self._base
@@ -270,12 +292,17 @@ class FollowerMirror:
         self.closeout.begin("stopped_loss", "total stop loss")
         return True
 
-    def plan_release(self, fraction: Fraction, seq: int) -> list[tuple[Intent, str]]:
+    def _release(self, fraction: Fraction) -> list[Intent]:
         """An investment decrease: every position reduced by the same fraction (reduce-only, truncated)."""
         intents = []
         for symbol, qty in sorted(self.store.follower_positions(self.name).items()):
             cut = self.markets[symbol].truncate(Fraction(abs(qty)) * fraction) if symbol in self.markets else ZERO
             if cut:
                 intents.append(Intent(Leg.REDUCE, symbol, "sell" if qty > 0 else "buy", cut, reduce_only=True))
+        return intents
+
+    def plan_release(self, fraction: Fraction, seq: int) -> list[tuple[Intent, str]]:
+        """An investment decrease's orders, with their client order ids (journaled with the flow)."""
+        intents = self._release(fraction)
         number = self.orders.number
         return [(i, client_order_id(self.store.epoch, number, RELEASE, seq, idx)) for idx, i in enumerate(intents)]

@@ -38,7 +38,8 @@ class OpensHalted(Exception):
 
 @dataclass(slots=True)
 class OrderConfig:
-    max_leverage: Decimal
+    max_leverage: Decimal | None  # set before an open (futures); None: the market has no leverage (spot)
+    moves_expected: tuple[str, ...] = MOVES_EXPECTED  # spot: every kind (a copy holding is what fills add up to)
 
 
 class OrderSender:
@@ -76,7 +77,7 @@ class OrderSender:
         for skip in plan.skips:
             self.log.info(skip.event, symbol=skip.symbol, lead_change=seq, kind=kind, **skip.detail)
         for clip in plan.clipped:
-            self.log.info("sync_clipped_by_leverage", lead_change=seq, **clip)
+            self.log.info(plan.clip_event, lead_change=seq, **clip)
 
     async def execute(self, kind: str, seq: int) -> None:
         for row in self.store.intents_of(self.name, kind, seq):
@@ -163,8 +164,8 @@ class OrderSender:
 
     async def _send(self, row: IntentRow) -> OrderResult:
         intent = row.intent
-        if intent.leg is Leg.OPEN:
-            await self._ensure_leverage(intent.symbol)
+        if intent.leg is Leg.OPEN and self.config.max_leverage is not None:
+            await self._ensure_leverage(intent.symbol, self.config.max_leverage)
         self.log.info(
             "follower_order_submitted",
             symbol=intent.symbol,
@@ -178,10 +179,10 @@ class OrderSender:
         )
         return await self.venue.place(intent.symbol, intent.side, intent.qty, intent.reduce_only, row.client_order_id)
 
-    async def _ensure_leverage(self, symbol: str) -> None:
-        if self.store.leverage_set(self.name, symbol) != self.config.max_leverage:
-            await self.venue.set_leverage(symbol, self.config.max_leverage)
-            self.store.record_leverage(self.name, symbol, self.config.max_leverage)
+    async def _ensure_leverage(self, symbol: str, leverage: Decimal) -> None:
+        if self.store.leverage_set(self.name, symbol) != leverage:
+            await self.venue.set_leverage(symbol, leverage)
+            self.store.record_leverage(self.name, symbol, leverage)
 
     def _record(self, row: IntentRow, result: OrderResult) -> None:
         status = "filled" if result.filled == row.intent.qty else ("partial" if result.filled else "expired")
@@ -192,7 +193,9 @@ class OrderSender:
             result.filled,
             result.average,
             self.clock.now_ms(),
-            update_position=row.kind in MOVES_EXPECTED,
+            update_position=row.kind in self.config.moves_expected,
+            fee_base=result.fee_base,
+            fee_quote=result.fee_quote,
         )
         self.log.info(
             "follower_order_filled",

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from bot import logs
 from bot.engine.clock import Clock, SystemClock
 from bot.engine.journal import PlanJournal
+from bot.engine.kinds import KINDS
 from bot.engine.lead import LeadPoller, LeadStream
 from bot.engine.lifecycle import Lifecycle, protection_of
 from bot.engine.mirror import FollowerMirror, MirrorConfig
@@ -24,7 +25,7 @@ from bot.engine.settle import Settler
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
 from bot.venue.budget import Budgets, Priority, paced_interval, pass_spacing_s
-from bot.venue.ccxt_venue import AccountVenue, build_client, host_of, market_rules
+from bot.venue.ccxt_venue import AccountVenue, build_client, host_of
 from bot.venue.errors import Fatal, VenueError
 from bot.venue.http import SharedHttp
 from bot.venue.marks import MarkStream
@@ -87,6 +88,7 @@ class Runtime:
         self._first_reconcile: dict[str, int] = {}  # the first passes, spread over what the budget gives them
         self.taker_rate = Decimal(0)  # the lead's, assumed for a follower's fills until its own is read
         self._rate_market = ""
+        self.kind = KINDS[settings.bot.market]  # futures or spot: picks the venue, rules, mirror and lead poller
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Every task of the daemon: one that dies of an error logs it with its traceback and stops the daemon
@@ -141,7 +143,7 @@ class Runtime:
         treasury = self.settings.treasury.name if self.settings.treasury else None
         priority = {lead: Priority.LEAD, treasury: Priority.SETTLEMENT}.get(account.name, Priority.FOLLOWER)
         budget = self.budgets.for_host(host_of(client))
-        venue = AccountVenue(account.name, client, budget=budget, priority=priority)
+        venue = self.kind.venue(account.name, client, budget=budget, priority=priority)
         self.venues[account.name] = venue
         return venue
 
@@ -189,7 +191,7 @@ class Runtime:
         if markets is None:
             self.log.error("startup_failed", reason="an account is unreachable; refusing to trade on a partial picture")
             return EXIT_UNREACHABLE
-        self.rules = market_rules(markets)
+        self.rules = self.kind.rules(markets)
         self.markets = markets
         problems = unknown_symbols(self.settings, self.rules)
         if problems:
@@ -202,7 +204,14 @@ class Runtime:
         for follower in self.settings.followers:
             self._add_mirror(follower, store)
         self._forget_removed(store)
-        self.settler = Settler(self.settings, store, self.venues, self.clock, self.log)
+        self.settler = Settler(
+            self.settings,
+            store,
+            self.venues,
+            self.clock,
+            self.log,
+            lambda venue, name: self.kind.settlement_equity(venue, store, name),
+        )
         stored_lead = store.get_meta("lead_name")
         if lead is None or (stored_lead is not None and stored_lead != lead.name) or lead_gone:
             if lead is None:
@@ -216,7 +225,7 @@ class Runtime:
             self.exit_code = code if self.exit_code == EXIT_OK else self.exit_code
             return self.exit_code
         store.set_meta("lead_name", lead.name)
-        poller = LeadPoller(
+        poller = self.kind.poller(
             self.venues[lead.name],
             store,
             self.prices,
@@ -256,7 +265,10 @@ class Runtime:
 
     def _mark_stream(self, lead: Any) -> None:
         """One public mark-price stream for every market (marks and funding): the stop loss, the estimate and the
-        lead's leverage check read it instead of REST while it is up; each update wakes the followers."""
+        lead's leverage check read it instead of REST while it is up; each update wakes the followers. (Spot:
+        last prices by REST at a bounded rate instead.)"""
+        if not self.kind.mark_stream:
+            return
         timeout = self.settings.bot.request_timeout_ms
         stream = MarkStream(
             lambda: build_client(lead, timeout, stream=True), self.market_source.client, self.clock.now_ms, self.log
@@ -269,7 +281,9 @@ class Runtime:
         timeout = self.settings.bot.request_timeout_ms
         markets_from = self.market_source.client
         stream = LeadStream(
-            lambda: PositionStream(lambda: build_client(lead, timeout, stream=True), markets_from),
+            lambda: PositionStream(
+                lambda: build_client(lead, timeout, stream=True), markets_from, self.kind.lead_watch
+            ),
             poller,
             self.clock,
             self.log,
@@ -285,7 +299,7 @@ class Runtime:
         # sizing and the stop loss run on the copy equity estimated between account reads: a lead change never
         # waits for a balance request
         config = MirrorConfig(self.settings.protection.max_leverage, self.taker_rate)
-        mirror = FollowerMirror(follower, venue, store, self.rules, self.prices, self.clock, config, self.log)
+        mirror = self.kind.mirror(follower, venue, store, self.rules, self.prices, self.clock, config, self.log)
         mirror.orders.journal = self.journal
         self.mirrors[follower.name] = mirror
         self._wakes[follower.name] = asyncio.Event()

@@ -5,7 +5,7 @@ that may have been sent is looked up by its id before it is sent again."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -41,7 +41,11 @@ class Settler:
         venues: Mapping[str, AccountVenue],
         clock: Clock,
         log: Any,
+        equity_of: Callable[[AccountVenue, str], Awaitable[Decimal]] | None = None,
     ) -> None:
+        # a follower's equity at a boundary (its copy equity is this less its reserve); spot values only the
+        # copy holdings (SPEC 11: the reserve's assets are not copy PnL)
+        self.equity_of = equity_of or (lambda venue, name: venue.equity())
         self.store = store
         self.book = store.settlement
         self.venues = venues
@@ -110,7 +114,7 @@ class Settler:
             if self._ended_inside(episode, cycle) or name not in self.venues:
                 continue
             if self.book.boundary(cycle.id, name) is None:
-                equity = await self.venues[name].equity()
+                equity = await self.equity_of(self.venues[name], name)
                 reserve = self.book.reserve_at(name, cycle.end_ms)
                 self.book.record_boundary(cycle.id, name, Boundary(equity, equity - reserve, self.clock.now_ms(), late))
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from bot import logs
 from bot.core.cycles import parse_cycle_id
 from bot.engine.clock import SystemClock
+from bot.engine.kinds import KINDS
 from bot.engine.runtime import lock_state, state_db
 from bot.engine.settle import Settler
 from bot.settings import Settings
@@ -60,13 +61,19 @@ async def settle_command(settings: Settings, cycle_id: str | None, retry: bool =
 async def _settle_due(settings: Settings, store: Store, clock: SystemClock, until_ms: int | None, retry: bool) -> None:
     accounts = [*settings.accounts(), *([settings.treasury] if settings.treasury else [])]
     budgets = Budgets(settings.bot.max_weight_share, logs.get())
-    venues = {}
+    kind = KINDS[settings.bot.market]
+    venues: dict[str, AccountVenue] = {}
     for account in accounts:
         client = build_client(account, settings.bot.request_timeout_ms)
         budget = budgets.for_host(host_of(client))
-        venues[account.name] = AccountVenue(account.name, client, budget=budget, priority=Priority.SETTLEMENT)
+        venues[account.name] = kind.venue(account.name, client, budget=budget, priority=Priority.SETTLEMENT)
     try:
-        settler = Settler(settings, store, venues, clock, logs.get())
+        first = next(iter(venues.values()), None)
+        for venue in venues.values():  # spot values holdings by market: one exchangeInfo read, shared
+            await venue.load_markets(first if venue is not first else None)
+        settler = Settler(
+            settings, store, venues, clock, logs.get(), lambda venue, name: kind.settlement_equity(venue, store, name)
+        )
         if retry:
             count = store.settlement.retry_failed(clock.now_ms())
             print(f"{count} failed transfer(s) to try again")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from asyncio_throttle.throttler import Throttler
 
 from bot.core.model import Market
 from bot.settings import AccountSettings
-from bot.venue.binance_compat import build_binanceusdm, linear_error_table
+from bot.venue.binance_compat import SPOT_OPTIONS, build_binance_spot, build_binanceusdm, linear_error_table
 from bot.venue.budget import Priority, RequestBudget
 from bot.venue.errors import Fatal, NotFound, RateLimited, Rejected, Temporary, UnknownOutcome, VenueError
 from bot.venue.http import SharedHttp
@@ -90,9 +91,10 @@ _STATUS = {
 
 @dataclass(frozen=True, slots=True)
 class AccountSnapshot:
-    equity: Decimal  # totalMarginBalance
-    positions: dict[str, Decimal]  # signed base quantity per market id, the ones not flat
-    symbols: set[str]  # every market id with a position or an open order
+    equity: Decimal  # totalMarginBalance (spot: USDT plus every holding at its last price)
+    positions: dict[str, Decimal]  # signed base quantity per market id, the ones not flat (spot: holdings)
+    symbols: set[str]  # every market id with a position or an open order (spot: with a holding)
+    cash: Decimal = Decimal(0)  # spot: the USDT (free and locked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +114,16 @@ def build_client(
     assert account.credentials is not None, "secrets are resolved before clients are built"
     key = account.credentials.api_key.get_secret_value()
     secret = account.credentials.api_secret.get_secret_value()
+    spot = account.exchange == "binance"
     if account.environment == "paper":
-        return build_binanceusdm(account.api_url, key, secret, timeout_ms=timeout_ms, http=http, stream=stream)
+        build = build_binance_spot if spot else build_binanceusdm
+        return build(account.api_url, key, secret, timeout_ms=timeout_ms, http=http, stream=stream)
     config: dict[str, Any] = {
         "apiKey": key,
         "secret": secret,
         "timeout": timeout_ms,
         "enableRateLimit": False,
-        "options": {"fetchCurrencies": False, "maxRetriesOnFailure": 0},
+        "options": {"fetchCurrencies": False, "maxRetriesOnFailure": 0} | (SPOT_OPTIONS if spot else {}),
     }
     if http is not None:
         config["session"] = http.session
@@ -130,7 +134,7 @@ def build_client(
         client.enable_demo_trading(True)
     elif account.environment == "testnet":
         client.set_sandbox_mode(True)
-    if account.api_url:
+    if account.api_url and not spot:
         linear_error_table(client)
     return client
 
@@ -244,6 +248,11 @@ class AccountVenue:
         rows = account.get("positions") or []
         held = {str(r["symbol"]): Decimal(str(r.get("positionAmt", "0"))) for r in rows}
         return AccountSnapshot(Decimal(str(value)), {s: q for s, q in held.items() if q}, set(held))
+
+    async def lead_read(self) -> tuple[dict[str, tuple[Decimal, Decimal]], Decimal]:
+        """What the lead poller reads: positions (with entry prices) and equity."""
+        positions, equity = await asyncio.gather(self.positions(), self.equity())
+        return positions, equity
 
     async def positions(self) -> dict[str, tuple[Decimal, Decimal]]:
         """Signed base quantity and entry price per market id, from the raw position-risk rows (ccxt's

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.core.model import ZERO, Market
 from bot.venue.budget import Priority
-from bot.venue.ccxt_venue import WEIGHT_ONE, AccountVenue, OrderResult
+from bot.venue.ccxt_venue import WEIGHT_ONE, AccountSnapshot, AccountVenue, OrderResult
 from bot.venue.errors import NotFound, Temporary
 
 # IP weights of Binance spot's endpoints (SPEC 12 and Binance's spot REST docs)
@@ -114,6 +114,46 @@ class SpotVenue(AccountVenue):
             if free + locked:
                 out[pair.symbol] = free + locked
         return out
+
+    async def account(
+        self, priority: Priority | None = None, prices: dict[str, Decimal] | None = None
+    ) -> AccountSnapshot:
+        """One read of the balances (weight 20), valued at `prices` (else one read of every last price, weight
+        4): equity = USDT + every asset with a USDT market at its last price; positions = the holdings by
+        market id; symbols = the markets it holds (spot's account read does not list the open orders')."""
+        balances = await self.balances(priority)
+        prices = prices if prices is not None else await self.last_prices(priority)
+        return self.snapshot(balances, prices)
+
+    def snapshot(self, balances: dict[str, tuple[Decimal, Decimal]], prices: dict[str, Decimal]) -> AccountSnapshot:
+        holdings = self.holdings(balances)
+        usdt = sum(balances.get("USDT", (ZERO, ZERO)), ZERO)
+        valued = sum((q * prices[s] for s, q in holdings.items() if s in prices), ZERO)
+        return AccountSnapshot(usdt + valued, holdings, set(holdings), usdt)
+
+    async def positions(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """The holdings by market id, with no entry price (a spot lead's fill price comes from its trades)."""
+        return {s: (q, ZERO) for s, q in self.holdings(await self.balances()).items()}
+
+    async def lead_read(self) -> tuple[dict[str, tuple[Decimal, Decimal]], Decimal]:
+        """The lead's holdings and equity from one balances read and one price read (SPEC 11: the same snapshot
+        shows the change and values the equity)."""
+        balances, prices = await self.balances(), await self.last_prices()
+        snapshot = self.snapshot(balances, prices)
+        return {s: (q, ZERO) for s, q in snapshot.positions.items()}, snapshot.equity
+
+    async def mark_prices(self) -> dict[str, Decimal]:
+        """Spot has no mark price: the last price is what holdings are valued and sized at."""
+        return await self.last_prices()
+
+    async def mark_price(self, market_id: str) -> Decimal:
+        return await self.last_price(market_id)
+
+    async def open_algo_orders(self, market_id: str | None = None) -> list[tuple[str, str, str]]:
+        return []  # the conditional orders are futures' (spot's stop orders are ordinary open orders)
+
+    async def set_leverage(self, market_id: str, leverage: Decimal) -> None:
+        raise AssertionError("spot has no leverage: nothing asks a spot venue to set it")
 
     async def last_prices(self, priority: Priority | None = None) -> dict[str, Decimal]:
         rows = await self._read(self.client.publicGetTickerPrice, SPOT_WEIGHT_PRICES_ALL, priority)

@@ -37,16 +37,18 @@ class StreamError(Temporary):
 
 
 class PositionStream:
-    """One connection of an account's user data stream; `next_change()` returns at its next position event."""
+    """One connection of an account's user data stream; `next_change()` returns at its next position event
+    (`watch`: ccxt.pro's `watch_positions` on futures, `watch_balance` on spot, whose holdings are balances)."""
 
-    def __init__(self, make_client: Callable[[], Any], markets_from: Any) -> None:
+    def __init__(self, make_client: Callable[[], Any], markets_from: Any, watch: str = "watch_positions") -> None:
         self._client = make_client()
         self._client.set_markets_from_exchange(markets_from)
+        self._watch = getattr(self._client, watch)
 
     async def next_change(self, stopping: asyncio.Event) -> None:
         """Waits for the next position event (the first call subscribes), or until `stopping` is set."""
         try:
-            await until_stopped(self._client.watch_positions, stopping)
+            await until_stopped(self._watch, stopping)
         except (ccxt_pro.BaseError, OSError) as exc:
             raise StreamError(f"{type(exc).__name__}: {exc}"[:300]) from None
 
