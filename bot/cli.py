@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=60.0)
     demo.add_argument("--state-dir", type=Path, default=Path("var/demo"))
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--market", choices=("futures", "spot"), default="futures", help="the market type to copy")
     paper = commands.add_parser("paper-exchange", help="serve the Binance USDⓈ-M compatible paper exchange on loopback")
     paper.add_argument("--accounts", type=Path, required=True, help="accounts file (JSON)")
     paper.add_argument("--port", type=int, default=8900)
@@ -107,6 +108,10 @@ def _paper_exchange(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.market == "spot":
+        from bot.paper.spot_demo import run_spot_demo
+
+        return asyncio.run(run_spot_demo(args.seconds, args.state_dir, args.seed))
     from bot.paper.demo import run_demo
 
     return asyncio.run(run_demo(args.seconds, args.state_dir, args.seed))

@@ -323,8 +323,9 @@ def summary(settings: Settings) -> str:
         f"lead_source: {settings.bot.lead_source}   "
         f"poll: {settings.bot.poll_interval_s}s   reconcile: {settings.bot.reconcile_interval_s}s",
         _lead_line(settings),
-        f"protection: {'on' if settings.protection.enabled else 'off'}   max_leverage: "
-        f"{settings.protection.max_leverage}   min_lead_equity: {settings.protection.min_lead_equity}",
+        f"protection: {'on' if settings.protection.enabled else 'off'}   "
+        + ("" if settings.bot.market == "spot" else f"max_leverage: {settings.protection.max_leverage}   ")
+        + f"min_lead_equity: {settings.protection.min_lead_equity}",
         f"followers: {len(settings.followers)}   treasury: "
         + (
             f"{settings.treasury.name} (transfers executed)"

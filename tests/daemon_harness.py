@@ -43,13 +43,17 @@ def paper_accounts(lead_usdt: str, followers: dict[str, str], commission: str = 
     }
 
 
-def spot_accounts(lead: dict[str, str], followers: dict[str, dict[str, str]]) -> dict[str, Any]:
+def spot_accounts(
+    lead: dict[str, str], followers: dict[str, dict[str, str]], commission: str | None = None
+) -> dict[str, Any]:
     """An accounts file for a spot daemon: each account's spot wallet (asset -> amount), Binance spot's fees
-    (0.1 %, the paper exchange's default), fixed prices, Binance's limits."""
+    (0.1 %, the paper exchange's default) unless `commission` says otherwise, fixed prices, Binance's limits."""
     accounts = paper_accounts("0", dict.fromkeys(followers, "0"))
     wallets = {"lead": lead, **followers}
     for account in accounts["accounts"]:
         account["spot"] = wallets[account["name"]]
+    if commission is not None:
+        accounts["spot_commission"] = {"maker": commission, "taker": commission}
     return accounts
 
 
@@ -175,11 +179,13 @@ async def bot_process(*args: str, env: dict[str, str] | None = None, merge_stder
     )
 
 
-async def slow_orders(paper: Paper, names: Iterable[str], delay_s: float, count: int) -> None:
+async def slow_orders(
+    paper: Paper, names: Iterable[str], delay_s: float, count: int, path: str = "/fapi/v1/order"
+) -> None:
     """Each named account's next `count` orders execute at once but answer `delay_s` later."""
     for name in names:
         fault = {
-            "path": "/fapi/v1/order",
+            "path": path,
             "method": "POST",
             "account": name,
             "kind": "delay",
@@ -223,9 +229,10 @@ async def wait_positions(paper: Paper, expected: dict[str, dict[str, Decimal]], 
         raise AssertionError(f"positions never reached {expected}; actual {actual}") from None
 
 
-async def client_ids_are_unique(paper: Paper, name: str) -> int:
+async def client_ids_are_unique(paper: Paper, name: str, spot: bool = False) -> int:
     """Asserts that no client order id was used for two different orders; returns the order count."""
-    orders = (await paper.state(name))["orders"]
+    state = await paper.state(name)
+    orders = state["spot"]["orders"] if spot else state["orders"]
     ids = [o["clientOrderId"] for o in orders]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert duplicates == [], f"{name}: client order ids sent for two orders: {duplicates}"

@@ -92,6 +92,10 @@ class SpotMirror(FollowerMirror):
         base = EquityBase(account.cash, {}, {}, self.store.last_fill(self.name), self.clock.now_ms())
         self.store.save_equity_base(self.name, base)
         self._base = base
+        # what `bot status` and the heartbeat show: USDT and the copy holdings at the prices known (not the
+        # reserve's assets), so that less the USDT reserve it is the copy equity
+        valued = spot_copy_equity(account.cash, self.store.follower_positions(self.name), self.prices.known())
+        self.store.record_equity(self.name, valued, base.read_ms)
 
     async def _read_account(self, priority: Priority | None = None) -> AccountSnapshot:
         return await self.venue.account(priority, dict(await self.prices.latest()))

@@ -16,7 +16,10 @@ def _ago(ms: int) -> str:
 
 
 def follower_rows(store: Store, settings: Settings) -> list[dict[str, str]]:
-    """One row per follower and symbol: the follower's position beside r · L, the lead's scaled position."""
+    """One row per follower and symbol: the follower's position beside r · L, the lead's scaled position. On spot
+    the copy holding, and the dust: what is left where the lead holds nothing (below the exchange's minimums,
+    kept and valued, sold by a later sale that makes it possible)."""
+    spot = settings.bot.market == "spot"
     lead_equity = (store.equity("lead") or (ZERO, 0))[0]
     lead = {s: q for s, (q, _) in store.lead_positions().items()}
     stop_pct = {f.name: f.total_stop_loss_pct for f in settings.followers}
@@ -41,13 +44,16 @@ def follower_rows(store: Store, settings: Settings) -> list[dict[str, str]]:
                     if distance is not None and follower.state == "active"
                     else "-",
                     "symbol": symbol,
-                    "position": f"{positions.get(symbol, ZERO).normalize():f}",
-                    "lead_x_r": f"{lead.get(symbol, ZERO) * ratio:.6f}" if symbol != "-" else "-",
+                    ("holding" if spot else "position"): f"{positions.get(symbol, ZERO).normalize():f}",
+                    "lead_x_r": f"{lead.get(symbol, ZERO) * ratio:.8f}" if symbol != "-" else "-",
                     "orders": str(sum(1 for i in intents if i.status in ("filled", "partial"))),
                     "skips": str(len(store.skips(follower.name))),
                     "last_sync": _ago(at) if intents else "never",
                 }
             )
+            if spot:
+                dust = positions.get(symbol, ZERO) > 0 and not lead.get(symbol, ZERO)
+                rows[-1]["dust"] = "dust" if dust else "-"
     return rows
 
 

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+import asyncio
+import random
+import signal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
-from tests.daemon_harness import drop_follower, eventually, hup, spot_accounts, start_daemon, write_config
+from tests.daemon_harness import (
+    client_ids_are_unique,
+    drop_follower,
+    eventually,
+    hup,
+    rewrite,
+    slow_orders,
+    spot_accounts,
+    start_daemon,
+    write_config,
+)
 from tests.paper_harness import Paper, running_paper
 
 D = Decimal
@@ -22,6 +35,10 @@ async def wait_balance(paper: Paper, name: str, asset: str, amount: str, timeout
         return (await spot_balances(paper, name)).get(asset, D(0)) == D(amount)
 
     await eventually(check, timeout, f"{name} holding {amount} {asset}")
+
+
+def on_step(qty: Decimal, step: Decimal) -> Decimal:
+    return (qty / step).to_integral_value(rounding=ROUND_DOWN) * step
 
 
 async def test_spec_example_g_fee_in_btc_and_the_dust_left(tmp_path: Path) -> None:
@@ -115,3 +132,111 @@ async def test_cash_cap_clips_a_buy_that_the_copy_usdt_cannot_pay(tmp_path: Path
         assert D(0) <= balances["USDT"] < D(5) and balances["ETH"] > 0
         assert not daemon.named("follower_order_rejected")
         assert await daemon.stop() == 0
+
+
+async def test_a_lead_rebalancing_over_three_assets_step_by_step(tmp_path: Path) -> None:
+    """Each follower's copy holdings after every lead change equal the SPEC 11 table applied to that change
+    (not to the final state): computed here from the lead's own holdings as the exchange reports them."""
+    followers = {"a": {"USDT": "1000"}, "b": {"USDT": "2500"}}
+    async with running_paper(spot_accounts({"USDT": "10000"}, followers, commission="0")) as paper:
+        config, env = write_config(
+            tmp_path, paper.url, {"a": {"investment": 1000}, "b": {"investment": 2500}}, bot={"market": "spot"}
+        )
+        daemon = await start_daemon(config, env)
+        lead = paper.spot_client("lead")
+        await lead.load_markets()
+        steps = [
+            ("BTC/USDT", "buy", "0.04"),  # 2,000 of 10,000
+            ("ETH/USDT", "buy", "1"),  # 3,000
+            ("SOL/USDT", "buy", "10"),  # 1,500
+            ("BTC/USDT", "sell", "0.01"),  # φ = 1/4
+            ("ETH/USDT", "sell", "1"),  # out
+            ("SOL/USDT", "sell", "6"),  # φ = 3/5
+            ("ETH/USDT", "buy", "0.5"),
+        ]
+        steps_of = {"BTC/USDT": D("0.00001"), "ETH/USDT": D("0.0001"), "SOL/USDT": D("0.001")}
+        ratio = {"a": D("0.1"), "b": D("0.25")}  # fixed prices, no fees: the equities never move
+        lead_held: dict[str, Decimal] = {}
+        expected: dict[str, dict[str, Decimal]] = {"a": {}, "b": {}}
+        for count, (symbol, side, qty) in enumerate(steps, start=1):
+            await lead.create_order(symbol, "market", side, float(qty))
+            before = lead_held.get(symbol, D(0))
+            after = before + D(qty) if side == "buy" else before - D(qty)
+            lead_held[symbol] = after
+            for name in expected:
+                held = expected[name].get(symbol, D(0))
+                if after > before:
+                    held += on_step(ratio[name] * (after - before), steps_of[symbol])
+                else:
+                    held -= on_step(held * (before - after) / before if after else held, steps_of[symbol])
+                expected[name][symbol] = held
+            await daemon.wait_event("lead_position_changed", count=count)
+            for name, holdings in expected.items():
+                for sym, amount in holdings.items():
+                    await wait_balance(paper, name, sym.split("/")[0], str(amount))
+        assert await daemon.stop() == 0
+
+
+async def test_investment_decrease_and_increase_by_sighup_then_the_lead_gone(tmp_path: Path) -> None:
+    async with running_paper(spot_accounts({"USDT": "10000"}, {"f1": {"USDT": "2000"}}, commission="0")) as paper:
+        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, bot={"market": "spot"})
+        daemon = await start_daemon(config, env)
+        lead = paper.spot_client("lead")
+        await lead.load_markets()
+        await lead.create_order("ETH/USDT", "market", "buy", 2)
+        await lead.create_order(BTC, "market", "buy", 0.04)
+        await wait_balance(paper, "f1", "ETH", "0.2")
+        await wait_balance(paper, "f1", "BTC", "0.004")
+        rewrite(config, "investment = 1000", "investment = 500")
+        await hup(daemon)  # a decrease sells the same fraction of every copy holding, releasing USDT
+        await wait_balance(paper, "f1", "ETH", "0.1")
+        await wait_balance(paper, "f1", "BTC", "0.002")
+        rewrite(config, "investment = 500", "investment = 1500")
+        await hup(daemon)  # an increase: later buys are sized on 1,500 (r = 0.15)
+        await daemon.wait_event("follower_investment_changed", count=2)
+        await lead.create_order("ETH/USDT", "market", "buy", 2)
+        await wait_balance(paper, "f1", "ETH", "0.4")
+        text = config.read_text()
+        config.write_text(text[: text.index("[lead]")] + text[text.index("[[followers]]") :])
+        daemon.proc.send_signal(signal.SIGHUP)  # the lead removed: every copy holding sold, copying ends
+        (gone,) = await daemon.wait_event("lead_gone")
+        assert gone["reason"] == "lead removed from the configuration"
+        (released,) = await daemon.wait_event("follower_funds_released")
+        assert D(released["released_usdt"]) == D(1500)  # fixed prices, no fees: the investment comes back
+        assert await asyncio.wait_for(daemon.proc.wait(), 20) == 0
+        await daemon.stop()
+        assert await spot_balances(paper, "f1") == {"USDT": D(2000)}
+
+
+async def test_sigkill_mid_spot_fan_out_in_a_loop_never_duplicates_and_ends_exact(tmp_path: Path) -> None:
+    """Five followers; the daemon is killed at different points of spot fan-outs, restarted, killed again: no
+    order twice, holdings exact (an order whose answer was lost is found by its client order id)."""
+    followers = {f"f{i}": {"USDT": str(1000 * i)} for i in range(1, 6)}
+    rng = random.Random(7)
+    async with running_paper(spot_accounts({"USDT": "10000"}, followers, commission="0")) as paper:
+        config, env = write_config(
+            tmp_path,
+            paper.url,
+            {n: {"investment": 1000 * i} for i, n in enumerate(followers, start=1)},
+            bot={"market": "spot"},
+        )
+        await slow_orders(paper, followers, delay_s=0.15, count=1000, path="/api/v3/order")
+        lead = paper.spot_client("lead")
+        await lead.load_markets()
+        lead_eth = D(0)
+        for round_ in range(5):
+            daemon = await start_daemon(config, env)
+            side, qty = ("buy", 2) if round_ % 2 == 0 else ("sell", 1)
+            await lead.create_order("ETH/USDT", "market", side, qty)
+            lead_eth += qty if side == "buy" else -qty
+            submitted = len(daemon.named("follower_order_submitted"))
+            await daemon.wait_event("follower_order_submitted", count=submitted + 1)
+            await asyncio.sleep(rng.uniform(0.0, 0.5))
+            daemon.proc.send_signal(signal.SIGKILL)
+            await daemon.kill()
+        final = await start_daemon(config, env)
+        for i, name in enumerate(followers, start=1):
+            await wait_balance(paper, name, "ETH", str(lead_eth * i / 10), timeout=60)
+        assert await final.stop() == 0
+        for name in followers:
+            await client_ids_are_unique(paper, name, spot=True)

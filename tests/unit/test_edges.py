@@ -84,7 +84,7 @@ async def test_reads_never_retry_rejections() -> None:
 
 def test_sample_configs_validate_and_secrets_stay_out_of_repr() -> None:
     environ = {f"{n}_API_{k}": f"value-{n}-{k}" for n in ("LEAD", "ALICE", "BOB", "CAROL") for k in ("KEY", "SECRET")}
-    for name in ("demo.toml", "example.toml"):
+    for name in ("demo.toml", "example.toml", "spot-example.toml"):
         settings = load_settings(ROOT / "config" / name, environ)
         assert isinstance(settings, Settings)
         assert "value-LEAD-SECRET" not in repr(settings) and "value-LEAD-SECRET" not in str(settings)

@@ -1,0 +1,177 @@
+"""`bot demo --market spot`: the futures demo's story on Binance spot (SPEC 11). A lead rebalances between USDT,
+BTC, ETH and SOL; alice copies, carol is small (some buys fall below the minimum), bob has a tight total stop loss
+that a price fall hits; short settlement cycles; then `bot status`'s table with holdings and dust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bot import logs
+from bot.core.cycles import short_cycle_of
+from bot.engine.runtime import Runtime, state_db
+from bot.paper.demo import _fresh_state, cycle_seconds_for, demo_settings, settled, settlement_summary, until_next_cycle
+from bot.paper.server import PaperConfig, PaperExchange
+from bot.reports.status import follower_rows, lead_line, table
+from bot.settings import BotSettings, FollowerSettings, Settings
+from bot.venue.binance_compat import build_binance_spot
+
+FOLLOWERS = (("alice", "5000"), ("bob", "1500"), ("carol", "150"))
+STOP_LOSS_PCT = {"bob": Decimal(3)}
+LEAD_USDT = "20000"
+ASSETS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+
+
+def _accounts() -> dict[str, Any]:
+    names = [("lead", LEAD_USDT), *FOLLOWERS]
+    return {
+        "accounts": [
+            {
+                "name": n,
+                "api_key": f"demo-{n}-key",
+                "api_secret": f"demo-{n}-secret",
+                "email": f"{n}@paper.local",
+                "spot": {"USDT": usdt},
+            }
+            for n, usdt in names
+        ],
+        "master": {"api_key": "demo-master-key", "api_secret": "demo-master-secret", "email": "master@paper.local"},
+        "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
+        # the weight tenfold, as the futures demo: cycles of seconds stand in for weeks
+        "limits": {"request_weight_per_minute": 24000, "spot": {"request_weight_per_minute": 60000}},
+    }
+
+
+def spot_settings(url: str, state_dir: Path, cycle_seconds: int) -> Settings:
+    base = demo_settings(url, state_dir, cycle_seconds)
+    followers = tuple(
+        FollowerSettings(
+            **{**f.model_dump(exclude={"investment", "total_stop_loss_pct", "exchange"}), "exchange": "binance"},
+            investment=Decimal(usdt),
+            total_stop_loss_pct=STOP_LOSS_PCT.get(f.name, Decimal(30)),
+        )
+        for f, (_, usdt) in zip(base.followers, FOLLOWERS, strict=False)
+    )
+    spot = {"exchange": "binance"}
+    assert base.lead is not None and base.treasury is not None
+    return base.model_copy(
+        update={
+            "bot": BotSettings(**{**base.bot.model_dump(), "market": "spot"}),
+            "lead": base.lead.model_copy(update=spot),
+            "treasury": base.treasury.model_copy(update=spot),
+            "followers": followers,
+        }
+    )
+
+
+async def rebalancing_lead(client: Any, seed: int, stop: asyncio.Event, say: Any) -> None:
+    """A seeded strategy: buys with a part of its USDT, trims or sells out a holding, every couple of seconds."""
+    rng = random.Random(seed)
+    await client.load_markets()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=rng.uniform(1.5, 3.0))
+        if stop.is_set():
+            return
+        balance = await client.fetch_balance()
+        usdt = Decimal(str(balance["free"].get("USDT", 0)))
+        held = {s: Decimal(str(balance["total"].get(s.split("/")[0], 0))) for s in ASSETS}
+        owned = [s for s, q in held.items() if q > 0]
+        symbol = rng.choice(ASSETS)
+        if owned and (usdt < 3000 or rng.random() < 0.4):
+            symbol = rng.choice(owned)
+            fraction = Decimal(1) if rng.random() < 0.3 else Decimal(str(round(rng.uniform(0.3, 0.6), 2)))
+            qty = Decimal(client.amount_to_precision(symbol, float(held[symbol] * fraction)))
+            action, side = ("sell out" if fraction == 1 else f"sell {fraction:.0%}"), "sell"
+        else:
+            spend = usdt * Decimal(str(round(rng.uniform(0.1, 0.25), 2)))
+            price = Decimal(str((await client.fetch_ticker(symbol))["last"]))
+            qty = Decimal(client.amount_to_precision(symbol, float(spend / price)))
+            action, side = f"buy {spend:.0f} USDT of", "buy"
+        if qty <= 0:
+            continue
+        order = await client.create_order(symbol, "market", side, float(qty))
+        say(f"lead {action} {symbol.split('/')[0]}: {side} {qty} at {order['average']}")
+
+
+async def price_fall(exchange: PaperExchange, lead: Any, say: Any, pct: Decimal) -> None:
+    """Moves the price of the lead's largest holding by `pct` percent (negative: a fall)."""
+    balance = await lead.fetch_balance()
+    values = {
+        s.replace("/", ""): Decimal(str(balance["total"].get(s.split("/")[0], 0)))
+        * exchange.ledger.prices[s.replace("/", "")].last
+        for s in ASSETS
+    }
+    market_id = max(values, key=lambda s: values[s])
+    if not values[market_id]:
+        say("price move: the lead holds nothing")
+        return
+    last = exchange.ledger.prices[market_id].last
+    tick = exchange.spot.markets[market_id].tick_size
+    exchange.ledger.set_price(market_id, (last * (1 + pct / 100) / tick).to_integral_value() * tick)
+    say(f"{'price fall' if pct < 0 else 'rebound'}: {market_id} {last} -> {exchange.ledger.prices[market_id].last}")
+
+
+async def run_spot_demo(seconds: float, state_dir: Path, seed: int) -> int:
+    log_path = _fresh_state(state_dir)
+    exchange = PaperExchange(PaperConfig.model_validate(_accounts()))
+    url = await exchange.start("127.0.0.1", 0)
+    exchange.start_random_walk(seed=seed, interval_s=0.5, volatility=Decimal("0.0004"))
+    cycle_seconds = cycle_seconds_for(seconds)
+    settings = spot_settings(url, state_dir, cycle_seconds)
+    started = time.monotonic()
+
+    def say(line: str) -> None:
+        print(f"[{time.monotonic() - started:5.1f}s] {line}", flush=True)
+
+    say(
+        f"paper exchange (Binance spot) at {url}; lead 20,000 USDT; followers "
+        + ", ".join(f"{n} {u}" for n, u in FOLLOWERS)
+        + f"; running {seconds:.0f}s; settlement every {cycle_seconds}s"
+    )
+    with log_path.open("w") as log_file:
+        logs.configure("json", stream=log_file)
+        runtime = Runtime(settings, install_signals=False)
+        daemon = asyncio.create_task(runtime.run())
+        lead = build_binance_spot(url, "demo-lead-key", "demo-lead-secret")
+        stop = asyncio.Event()
+        script = asyncio.create_task(rebalancing_lead(lead, seed, stop, say))
+        try:
+            deadline = time.monotonic() + seconds
+            await asyncio.sleep(seconds * 0.45)
+            await price_fall(exchange, lead, say, Decimal(-15))  # everyone loses; bob's 3 % stop hits
+            await until_next_cycle(cycle_seconds, 0.5)
+            await price_fall(exchange, lead, say, Decimal(10))  # a winning cycle: profit is shared
+            await settled(runtime, short_cycle_of(datetime.now(UTC), cycle_seconds).id, 4 * cycle_seconds)
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        finally:
+            stop.set()
+            await script
+            await asyncio.sleep(1.5)
+            runtime.stop()
+            code = await daemon
+            await lead.close()
+            await exchange.stop()
+    store = state_db(settings)
+    try:
+        print()
+        print(lead_line(store, settings))
+        print(table(follower_rows(store, settings)))
+        print()
+        print(settlement_summary(store, state_dir))
+    finally:
+        store.close()
+    print()
+    print("holding is the follower's copy holding (its own fills, net of the fee Binance takes in the asset bought);")
+    print("lead_x_r the lead's holding scaled by the copy-equity ratio; dust is what the exchange's minimums leave")
+    print("after the lead sold out. bob's 3 % total stop loss met the price fall: his copy holdings were sold.")
+    print(f"logs (JSON lines): {log_path}")
+    print(f"state (SQLite):    {state_dir / 'copybot.sqlite3'}")
+    return code
