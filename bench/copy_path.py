@@ -4,7 +4,7 @@ memory with many followers, and the cost of one Smart Sync decision.
 The paper exchange and the daemon each run in their own process (`bot paper-exchange`, `bot run`); the
 figures come from the daemon's own JSON log timestamps (ms) and the exchange's fill times.
 
-    python bench/copy_path.py [--followers 1,10,100,500] [--changes 20] [--quick]
+    python bench/copy_path.py [--followers 1,10,100,500] [--spot-followers 100] [--changes 20]
 
 Prints one table and writes bench/results/copy_path.json.
 """
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import free_port, machine, percentiles, write_results  # noqa: E402
 from bot.core.model import FollowerView, LeadChange, Market  # noqa: E402
 from bot.core.sync import plan_change  # noqa: E402
-from bot.venue.binance_compat import build_binanceusdm  # noqa: E402
+from bot.venue.binance_compat import build_binance_spot, build_binanceusdm  # noqa: E402
 
 D = Decimal
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -58,9 +58,17 @@ class Setup:
     """A paper exchange process and a daemon process with `n` followers."""
 
     def __init__(
-        self, n: int, lead_source: str, workdir: Path, stop_loss_pct: int | None = None, reconcile_s: int = 3600
+        self,
+        n: int,
+        lead_source: str,
+        workdir: Path,
+        stop_loss_pct: int | None = None,
+        reconcile_s: int = 3600,
+        market: str = "futures",
     ) -> None:
         self.n = n
+        self.market = market
+        self.symbol = "ETH/USDT" if market == "spot" else "ETH/USDT:USDT"
         self.reconcile_s = reconcile_s
         self.lead_source = lead_source
         self.workdir = workdir
@@ -69,7 +77,7 @@ class Setup:
         self.events: list[dict[str, Any]] = []
 
     def accounts(self) -> dict[str, Any]:
-        accounts = [
+        accounts: list[dict[str, Any]] = [
             {
                 "name": "lead",
                 "api_key": "lead-key-bench",
@@ -88,16 +96,20 @@ class Setup:
             }
             for n in self.names
         ]
+        for account in accounts:  # the same money in the spot wallets, for a spot daemon
+            account["spot"] = {"USDT": account["usdt"]}
         return {
             "accounts": accounts,
             "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
             "commission": {"maker": "0", "taker": "0"},  # Binance's limits: on, as the exchange's default
+            "spot_commission": {"maker": "0", "taker": "0"},
         }
 
     def config(self, url: str) -> tuple[Path, dict[str, str]]:
         env = {"LEAD_API_KEY": "lead-key-bench", "LEAD_API_SECRET": "lead-secret-bench"}
         lines = [
             "[bot]",
+            f'market = "{self.market}"',
             f'state_dir = "{self.workdir / "state"}"',
             "poll_interval_s = 1.0",
             f"reconcile_interval_s = {self.reconcile_s}",
@@ -174,7 +186,8 @@ class Setup:
         if self.lead_source == "stream":
             await self.wait_for(lambda: any(e.get("event") == "stream_connected" for e in self.events), 30)
         self.rss_mb = rss_mb(self.daemon.pid)
-        self.lead = build_binanceusdm(self.url, "lead-key-bench", "lead-secret-bench")
+        build = build_binance_spot if self.market == "spot" else build_binanceusdm
+        self.lead = build(self.url, "lead-key-bench", "lead-secret-bench")
         await self.lead.load_markets()
         return self
 
@@ -204,8 +217,8 @@ class Setup:
     async def lead_change(self, side: str, qty: int = 20) -> tuple[int, dict[str, Any]]:
         """One lead order; returns its fill time at the exchange and the daemon's lead_position_changed."""
         seen = len(self.named("lead_position_changed"))
-        order = await self.lead.create_order("ETH/USDT:USDT", "market", side, qty)  # followers: 0.1 ETH for 20
-        filled_ms = int(order["info"]["updateTime"])
+        order = await self.lead.create_order(self.symbol, "market", side, qty)  # followers: 0.1 ETH for 20
+        filled_ms = int(order["info"].get("updateTime") or order["info"]["transactTime"])
         await self.wait_for(lambda: len(self.named("lead_position_changed")) > seen, 30)
         return filled_ms, self.named("lead_position_changed")[seen]
 
@@ -230,35 +243,37 @@ async def detection(lead_source: str, changes: int) -> dict[str, Any]:
             return percentiles(samples, 2)
 
 
-def signed(name: str) -> str:
+def signed(name: str, side: str = "BUY") -> str:
     query = urlencode(
-        {"symbol": "ETHUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.1", "timestamp": int(time.time() * 1000)}
+        {"symbol": "ETHUSDT", "side": side, "type": "MARKET", "quantity": "0.1", "timestamp": int(time.time() * 1000)}
     )
     return query + "&signature=" + hmac.new(f"{name}-secret-bench".encode(), query.encode(), hashlib.sha256).hexdigest()
 
 
-async def bare(url: str, names: list[str], rounds: int) -> dict[str, float]:
-    """The same N signed orders (one per follower account), all at once, from a bare aiohttp client."""
+async def bare(url: str, names: list[str], rounds: int, market: str = "futures") -> dict[str, float]:
+    """The same N signed orders (one per follower account), all at once, from a bare aiohttp client (on spot,
+    buys and sales in turn: a spot wallet pays for its buys)."""
     samples = []
+    path = "/api/v3/order" if market == "spot" else "/fapi/v1/order"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
-        async def one(name: str) -> None:
+        async def one(name: str, side: str) -> None:
             headers = {"X-MBX-APIKEY": f"{name}-key-bench", "Content-Type": "application/x-www-form-urlencoded"}
-            async with session.post(url + "/fapi/v1/order", data=signed(name), headers=headers) as resp:
+            async with session.post(url + path, data=signed(name, side), headers=headers) as resp:
                 await resp.read()
-                assert resp.status == 200
+                assert resp.status == 200, await resp.text()
 
-        await asyncio.gather(*(one(n) for n in names))  # warm the pool
-        for _ in range(rounds):
+        await asyncio.gather(*(one(n, "BUY") for n in names))  # warm the pool
+        for i in range(rounds):
             started = time.perf_counter()
-            await asyncio.gather(*(one(n) for n in names))
+            await asyncio.gather(*(one(n, "SELL" if market == "spot" and i % 2 == 0 else "BUY") for n in names))
             samples.append((time.perf_counter() - started) * 1000)
     return percentiles(samples, 2)
 
 
-async def fanout(n: int, changes: int) -> dict[str, Any]:
+async def fanout(n: int, changes: int, market: str = "futures") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        async with Setup(n, "stream", Path(tmp)) as setup:
+        async with Setup(n, "stream", Path(tmp), market=market) as setup:
             samples = []
             for i in range(changes):
                 filled_before = len(setup.named("follower_order_filled"))
@@ -274,7 +289,7 @@ async def fanout(n: int, changes: int) -> dict[str, Any]:
                 "rss_mb": setup.rss_mb,
                 "rss_per_follower_mb": round(setup.rss_mb / n, 3),
             }
-            result["bare_ms"] = await bare(setup.url, setup.names, max(3, changes))
+            result["bare_ms"] = await bare(setup.url, setup.names, max(3, changes), market)
             result["ratio_p50"] = round(result["fanout_ms"]["p50"] / max(result["bare_ms"]["p50"], 0.01), 2)
             return result
 
@@ -292,6 +307,7 @@ def core_cost() -> dict[str, float]:
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--followers", default="1,10,100,500")
+    parser.add_argument("--spot-followers", default="100", help="spot fan-outs (empty: none)")
     parser.add_argument("--changes", type=int, default=20)
     args = parser.parse_args()
     results: dict[str, Any] = {"core": core_cost()}
@@ -299,6 +315,8 @@ async def main() -> int:
     results["detection_stream_ms"] = await detection("stream", args.changes)
     for n in [int(x) for x in args.followers.split(",")]:
         results[f"fanout_{n}"] = await fanout(n, max(5, args.changes // 4) if n >= 100 else args.changes // 2)
+    for n in [int(x) for x in args.spot_followers.split(",") if x]:
+        results[f"fanout_spot_{n}"] = await fanout(n, max(5, args.changes // 4), "spot")
     print(f"machine: {machine()}")
     print(f"{'benchmark':<28} {'p50':>10} {'p99':>10} {'n':>4}  notes")
     print(f"{'smart sync decision':<28} {results['core']['us_per_decision']:>9}µs {'':>10} {'':>4}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import time
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
@@ -240,3 +241,26 @@ async def test_sigkill_mid_spot_fan_out_in_a_loop_never_duplicates_and_ends_exac
         assert await final.stop() == 0
         for name in followers:
             await client_ids_are_unique(paper, name, spot=True)
+
+
+async def test_the_spot_user_data_stream_wakes_the_lead_read(tmp_path: Path) -> None:
+    """`lead_source = "stream"` on spot: ccxt.pro's spot user data stream (the websocket API) wakes the REST
+    read at once, with REST polling far apart; a drop is survived and what happened meanwhile copied once."""
+    async with running_paper(spot_accounts({"USDT": "10000"}, {"f1": {"USDT": "1000"}}, commission="0")) as paper:
+        stream = {"market": "spot", "lead_source": "stream", "poll_interval_s": 0.2, "reconcile_interval_s": 60}
+        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, bot=stream)
+        daemon = await start_daemon(config, env)
+        await daemon.wait_event("stream_connected")
+        lead = paper.spot_client("lead")
+        await lead.load_markets()
+        started = time.monotonic()
+        await lead.create_order("ETH/USDT", "market", "buy", 2)
+        await daemon.wait_event("lead_position_changed")
+        assert time.monotonic() - started < 2.0  # the stream, not the 60 s REST confirmation
+        await wait_balance(paper, "f1", "ETH", "0.2")
+        await paper.control("POST", "/ws/drop", {"account": "lead"})
+        await lead.create_order("ETH/USDT", "market", "buy", 1)  # while the stream is down
+        await wait_balance(paper, "f1", "ETH", "0.3")
+        await daemon.wait_event("stream_resumed")
+        assert await daemon.stop() == 0
+        assert await client_ids_are_unique(paper, "f1", spot=True) == 2
