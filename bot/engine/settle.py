@@ -156,7 +156,8 @@ class Settler:
         venue = self.venues[episode.follower]
         start = max(cycle.start_ms, episode.activated_ms)
         end = min(cycle.end_ms, episode.ended_ms + 1 if episode.ended_ms is not None else cycle.end_ms)
-        income = await venue.income(("COMMISSION", "FUNDING_FEE"), start, end)  # one listing: weight 30 a page
+        traded = self.store.traded_symbols(episode.follower)  # spot reads trades by market: only these
+        income = await venue.income(("COMMISSION", "FUNDING_FEE"), start, end, symbols=traded)
         return -sum((a for _, a in income["COMMISSION"]), ZERO), sum((a for _, a in income["FUNDING_FEE"]), ZERO)
 
     async def settle_cycle(self, cycle: Cycle) -> None:

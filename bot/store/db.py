@@ -710,6 +710,10 @@ class Store:
         )
         return [(s, Decimal(q), Decimal(p), int(t)) for s, q, p, t in rows]
 
+    def traded_symbols(self, follower: str) -> set[str]:
+        """Every market the follower has a fill in."""
+        return {s for (s,) in self._db.execute("SELECT DISTINCT symbol FROM fills WHERE follower=?", (follower,))}
+
     def cash_flows_since(self, follower: str, after: int) -> Decimal:
         """Spot: what the follower's fills journaled after position `after` did to its USDT: a buy pays its cost,
         a sale receives its proceeds, less fees charged in USDT."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -369,10 +369,16 @@ class AccountVenue:
             return
 
     async def income(
-        self, kinds: Sequence[str], start_ms: int, end_ms: int, page_size: int = 1000
+        self,
+        kinds: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        page_size: int = 1000,
+        symbols: Iterable[str] | None = None,
     ) -> dict[str, list[tuple[int, Decimal]]]:
         """The account's own income records of the given types (COMMISSION, FUNDING_FEE, ...) in [start, end),
-        by type. One type is asked for by name; several in one listing of every type (weight 30 a page).
+        by type, of every market (`symbols` is for spot, which lists trades market by market). One type is
+        asked for by name; several in one listing of every type (weight 30 a page).
 
         Pages by time: each page starts again at the last page's final millisecond, since records sharing it
         may lie on both sides of the page's end, and records seen twice are dropped by their identity."""

@@ -4,7 +4,7 @@ orders, trades and transfers between spot wallets. The same budget, throttle and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -279,14 +279,21 @@ class SpotVenue(AccountVenue):
             since = last if last > since else last + 1  # a full page in one millisecond: move on, not loop
 
     async def income(
-        self, kinds: Sequence[str], start_ms: int, end_ms: int, page_size: int = 1000
+        self,
+        kinds: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        page_size: int = 1000,
+        symbols: Iterable[str] | None = None,
     ) -> dict[str, list[tuple[int, Decimal]]]:
-        """Settlement's records on spot: COMMISSION from the account's trades, valued in USDT at each trade's
-        price (a buy's fee is charged in the asset bought); spot has no funding."""
+        """Settlement's records on spot: COMMISSION from the account's trades in `symbols` (the markets it
+        traded; None: every market, weight 20 each), valued in USDT at each trade's price (a buy's fee is
+        charged in the asset bought); spot has no funding."""
         out: dict[str, list[tuple[int, Decimal]]] = {kind: [] for kind in kinds}
         if "COMMISSION" not in out:
             return out
-        for symbol, pair in sorted(self.pairs.items()):
+        wanted = set(self.pairs) if symbols is None else set(symbols) & set(self.pairs)
+        for symbol, pair in sorted((s, p) for s, p in self.pairs.items() if s in wanted):
             for fill in await self.trades(symbol, start_ms, end_ms, Priority.SETTLEMENT):
                 fee = fill.fee * fill.price if fill.fee_asset == pair.base else fill.fee
                 out["COMMISSION"].append((fill.time_ms, -fee))
