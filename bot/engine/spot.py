@@ -132,6 +132,16 @@ class SpotMirror(FollowerMirror):
         return list(plan_spot_sale(holdings, fraction, self.markets, self.prices.known()).intents)
 
 
+def _where_orders(
+    account: AccountSnapshot, expected: Mapping[str, Decimal], markets: Mapping[str, Market]
+) -> set[str] | None:
+    """Where to look for open orders: every market (None: one listing, weight 80) when USDT is locked by some
+    buy; else market by market (weight 6 each) where a sale locks the asset or the bot holds a copy."""
+    if account.orders_anywhere:
+        return None
+    return (account.symbols | set(expected)) & set(markets)
+
+
 class SpotReconciler(Reconciler):
     async def reconcile(self, account: AccountSnapshot) -> int:
         """The account against the copy holdings (SPEC 11): it may hold more (the reserve, what the user added),
@@ -140,8 +150,9 @@ class SpotReconciler(Reconciler):
         assert isinstance(self.venue, SpotVenue)
         expected = self.store.follower_positions(self.name)
         reserve = self.store.spot_reserve(self.name)
-        watched = (account.symbols | set(expected)) & set(self.markets)
-        corrections = await cancel_orders(self.venue, self.log, f"cb-{self.store.epoch}-", watched, algos=False)
+        corrections = await cancel_orders(
+            self.venue, self.log, f"cb-{self.store.epoch}-", _where_orders(account, expected, self.markets), algos=False
+        )
         kept_reserve = dict(reserve)
         for symbol in sorted(set(expected) | {s for s, p in self.venue.pairs.items() if p.base in reserve}):
             asset = self.venue.pairs[symbol].base
@@ -205,7 +216,7 @@ class SpotCloseOut(CloseOut):
             self._at_once = False
             await self._sell(row.closing_to, self.store.follower_positions(self.name), marks)
         account = await venue.account(prices=marks)
-        watched = (account.symbols | set(self.store.follower_positions(self.name))) & set(self.markets)
+        watched = _where_orders(account, self.store.follower_positions(self.name), self.markets)
         if await cancel_orders(venue, self.log, None, watched, algos=False):
             account = await venue.account(prices=marks)
         await self._sell(row.closing_to, self._sellable(account), marks)

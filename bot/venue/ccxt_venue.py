@@ -93,8 +93,10 @@ _STATUS = {
 class AccountSnapshot:
     equity: Decimal  # totalMarginBalance (spot: USDT plus every holding at its last price)
     positions: dict[str, Decimal]  # signed base quantity per market id, the ones not flat (spot: holdings)
-    symbols: set[str]  # every market id with a position or an open order (spot: with a holding)
+    symbols: set[str]  # every market id with a position or an open order (spot: an open sale, see below)
     cash: Decimal = Decimal(0)  # spot: the USDT (free and locked)
+    # spot: USDT is locked, so some open buy exists in a market the read cannot name (list every open order)
+    orders_anywhere: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,10 +126,15 @@ class SpotVenue(AccountVenue):
         return self.snapshot(balances, prices)
 
     def snapshot(self, balances: dict[str, tuple[Decimal, Decimal]], prices: dict[str, Decimal]) -> AccountSnapshot:
+        """Equity and holdings from one balances read. Spot's account read does not list where open orders are,
+        but what they lock tells: an open sale locks its base asset (that market), an open buy locks USDT (some
+        market: `orders_anywhere`). The bot's own orders are market orders, which never rest."""
         holdings = self.holdings(balances)
-        usdt = sum(balances.get("USDT", (ZERO, ZERO)), ZERO)
+        free_usdt, locked_usdt = balances.get("USDT", (ZERO, ZERO))
+        usdt = free_usdt + locked_usdt
         valued = sum((q * prices[s] for s, q in holdings.items() if s in prices), ZERO)
-        return AccountSnapshot(usdt + valued, holdings, set(holdings), usdt)
+        selling = {p.symbol for p in self.pairs.values() if balances.get(p.base, (ZERO, ZERO))[1] > 0}
+        return AccountSnapshot(usdt + valued, holdings, selling, usdt, orders_anywhere=locked_usdt > 0)
 
     async def positions(self) -> dict[str, tuple[Decimal, Decimal]]:
         """The holdings by market id, with no entry price (a spot lead's fill price comes from its trades)."""

@@ -264,3 +264,60 @@ async def test_the_spot_user_data_stream_wakes_the_lead_read(tmp_path: Path) -> 
         await daemon.wait_event("stream_resumed")
         assert await daemon.stop() == 0
         assert await client_ids_are_unique(paper, "f1", spot=True) == 2
+
+
+async def test_an_order_whose_answer_was_lost_is_found_by_lookup_with_its_fee(tmp_path: Path) -> None:
+    async with running_paper(spot_accounts({"USDT": "10000"}, {"f1": {"USDT": "1000"}})) as paper:
+        config, env = write_config(
+            tmp_path, paper.url, {"f1": {"investment": 1000}}, bot={"market": "spot", "request_timeout_ms": 400}
+        )
+        daemon = await start_daemon(config, env)
+        # the follower's next order executes, but its answer comes after the client's timeout
+        await paper.control(
+            "POST",
+            "/faults",
+            {"path": "/api/v3/order", "method": "POST", "account": "f1", "kind": "delay", "delay_s": 1.2},
+        )
+        lead = paper.spot_client("lead")
+        await lead.load_markets()
+        await lead.create_order(BTC, "market", "buy", 0.02)  # r · 0.01998 -> 0.00199
+        (unknown,) = await daemon.wait_event("order_outcome_unknown")
+        (filled,) = await daemon.wait_event("follower_order_filled")
+        assert unknown["client_order_id"] == filled["client_order_id"]
+        await wait_balance(paper, "f1", "BTC", "0.00198801")
+        assert await client_ids_are_unique(paper, "f1", spot=True) == 1  # one order, never a second
+        await lead.create_order(BTC, "market", "sell", 0.01998)  # sell out: the holding known net of its fee
+        await wait_balance(paper, "f1", "BTC", "0.00000801")
+        assert await daemon.stop() == 0
+
+
+async def test_reconciliation_shrinks_a_copy_holding_sold_behind_the_bots_back(tmp_path: Path) -> None:
+    """Someone sells part of f1's copied BTC and leaves a limit order of their own: reconciliation logs the
+    shortfall, the copy holding shrinks to what is there, the foreign order is cancelled; the reserve
+    (0.5 SOL) absorbs a sale of the user's own SOL without any intervention."""
+    wallets = {"f1": {"USDT": "1000", "SOL": "0.5"}}
+    async with running_paper(spot_accounts({"USDT": "10000"}, wallets, commission="0")) as paper:
+        config, env = write_config(
+            tmp_path, paper.url, {"f1": {"investment": 1000}}, bot={"market": "spot", "reconcile_interval_s": 5}
+        )
+        daemon = await start_daemon(config, env)
+        lead = paper.spot_client("lead")
+        await lead.load_markets()
+        await lead.create_order(BTC, "market", "buy", 0.04)
+        await wait_balance(paper, "f1", "BTC", "0.004")
+        f1 = paper.spot_client("f1")
+        await f1.load_markets()
+        await f1.create_order(BTC, "market", "sell", 0.001)  # behind the bot's back
+        await f1.create_order("SOL/USDT", "market", "sell", 0.2)  # their own reserve: theirs to sell
+        await f1.create_order("ETH/USDT", "limit", "buy", 0.01, 2000, {"timeInForce": "GTC"})
+        found = await daemon.wait_event("manual_intervention_detected", count=2, timeout=30)
+        kinds = {e["kind"]: e for e in found}
+        assert D(kinds["holding"]["short"]) == D("0.001") and kinds["holding"]["symbol"] == "BTCUSDT"
+        assert "foreign_open_order" in kinds
+        await daemon.wait_event("reserve_reduced", timeout=30)
+        assert await f1.fetch_open_orders("ETH/USDT") == []
+        await lead.create_order(BTC, "market", "sell", 0.04)  # sell out: what the copy holding says is there
+        await wait_balance(paper, "f1", "BTC", "0")
+        assert (await spot_balances(paper, "f1"))["SOL"] == D("0.3")
+        assert not daemon.named("follower_order_rejected")
+        assert await daemon.stop() == 0
