@@ -29,6 +29,9 @@ class MarketKind:
     mark_stream: bool  # a public mark-price stream feeds the prices (futures); else REST at a bounded rate
     lead_watch: str  # the ccxt.pro watch that wakes the lead poller with `lead_source = "stream"`
     settlement_equity: Callable[[AccountVenue, Store, str], Awaitable[Decimal]]
+    # a follower's reconciliation pass: its account read, then open orders per watched market (futures: open
+    # and conditional orders, 1 each; spot: 6 each)
+    reconcile_weight: tuple[int, int]
 
 
 async def _account_equity(venue: AccountVenue, store: Store, name: str) -> Decimal:
@@ -45,7 +48,7 @@ async def _spot_copy_account_equity(venue: AccountVenue, store: Store, name: str
 
 
 FUTURES = MarketKind(
-    "futures", AccountVenue, FollowerMirror, LeadPoller, market_rules, True, "watch_positions", _account_equity
+    "futures", AccountVenue, FollowerMirror, LeadPoller, market_rules, True, "watch_positions", _account_equity, (5, 2)
 )
 SPOT = MarketKind(
     "spot",
@@ -56,5 +59,6 @@ SPOT = MarketKind(
     False,
     "watch_balance",
     _spot_copy_account_equity,
+    (20, 6),
 )
 KINDS = {kind.name: kind for kind in (FUTURES, SPOT)}

@@ -39,9 +39,6 @@ EXIT_TASK_FAILED = 4  # a task died of an unexpected error: crash-only, a superv
 
 # settings a running daemon cannot take on SIGHUP (its clients, state and loops are built from them)
 RESTART_ONLY = ("bot", "settlement", "treasury")
-# a follower's reconciliation: its account (5), then open and conditional orders per watched symbol (1 each)
-RECONCILE_BASE_WEIGHT = 5
-RECONCILE_SYMBOL_WEIGHT = 2
 ACCOUNT_FIELDS = ("exchange", "environment", "api_url", "api_key_env", "api_secret_env", "credentials")
 
 
@@ -421,7 +418,7 @@ class Runtime:
         budget = mirror.venue.budget
         # a pass that would wait in the budget's queue waits for the next step instead (it may hold up a copy)
         if self.clock.now_ms() >= next_reconcile and (
-            budget is None or budget.has_room(RECONCILE_BASE_WEIGHT, Priority.FOLLOWER)
+            budget is None or budget.has_room(self.kind.reconcile_weight[0], Priority.FOLLOWER)
         ):
             await mirror.reconcile()
             reconciled = True
@@ -526,7 +523,8 @@ class Runtime:
         followers = [self.mirrors[n] for n in self._order() if n in self.mirrors]
         budget = followers[0].venue.budget if followers else None
         allowance = budget.allowance if budget is not None else 10**9
-        weight = RECONCILE_BASE_WEIGHT + RECONCILE_SYMBOL_WEIGHT * max(3, len(store.lead_positions()))
+        base, per_symbol = self.kind.reconcile_weight
+        weight = base + per_symbol * max(3, len(store.lead_positions()))
         self.reconcile_interval_s = paced_interval(configured, len(followers), weight, allowance)
         if starting:
             now, gap_s = self.clock.now_ms(), pass_spacing_s(weight, allowance)
