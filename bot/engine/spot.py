@@ -47,6 +47,9 @@ class SpotMirror(FollowerMirror):
     def _reconciler(self) -> Reconciler:
         return SpotReconciler(self.orders, self.markets)
 
+    def set_max_leverage(self, max_leverage: Decimal) -> None:
+        """Spot has no leverage: a reload's `protection.max_leverage` (refused on spot anyway) changes nothing."""
+
     def _closeout(self) -> CloseOut:
         return SpotCloseOut(self.orders, self.markets, self.prices)
 

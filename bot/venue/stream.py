@@ -44,11 +44,18 @@ class PositionStream:
         self._client = make_client()
         self._client.set_markets_from_exchange(markets_from)
         self._watch = getattr(self._client, watch)
+        self._subscribed = watch != "watch_balance"  # spot: the first call subscribes, then watches
 
     async def next_change(self, stopping: asyncio.Event) -> None:
-        """Waits for the next position event (the first call subscribes), or until `stopping` is set."""
+        """Waits for the next position event (the first call subscribes: on futures a position snapshot returns
+        at once; on spot, whose balance stream sends no snapshot, the first call returns once the websocket
+        API has acknowledged the subscription), or until `stopping` is set."""
+        watch = self._watch
+        if not self._subscribed:
+            self._subscribed = True
+            watch = lambda: self._client.authenticate({"type": "spot"})  # noqa: E731
         try:
-            await until_stopped(self._watch, stopping)
+            await until_stopped(watch, stopping)
         except (ccxt_pro.BaseError, OSError) as exc:
             raise StreamError(f"{type(exc).__name__}: {exc}"[:300]) from None
 

@@ -184,19 +184,19 @@ async def test_investment_decrease_and_increase_by_sighup_then_the_lead_gone(tmp
         daemon = await start_daemon(config, env)
         lead = paper.spot_client("lead")
         await lead.load_markets()
-        await lead.create_order("ETH/USDT", "market", "buy", 2)
-        await lead.create_order(BTC, "market", "buy", 0.04)
-        await wait_balance(paper, "f1", "ETH", "0.2")
-        await wait_balance(paper, "f1", "BTC", "0.004")
-        rewrite(config, "investment = 1000", "investment = 500")
-        await hup(daemon)  # a decrease sells the same fraction of every copy holding, releasing USDT
+        await lead.create_order("ETH/USDT", "market", "buy", 1)
+        await lead.create_order(BTC, "market", "buy", 0.02)
         await wait_balance(paper, "f1", "ETH", "0.1")
         await wait_balance(paper, "f1", "BTC", "0.002")
+        rewrite(config, "investment = 1000", "investment = 500")
+        await hup(daemon)  # a decrease sells the same fraction of every copy holding, releasing USDT
+        await wait_balance(paper, "f1", "ETH", "0.05")
+        await wait_balance(paper, "f1", "BTC", "0.001")
         rewrite(config, "investment = 500", "investment = 1500")
         await hup(daemon)  # an increase: later buys are sized on 1,500 (r = 0.15)
         await daemon.wait_event("follower_investment_changed", count=2)
-        await lead.create_order("ETH/USDT", "market", "buy", 2)
-        await wait_balance(paper, "f1", "ETH", "0.4")
+        await lead.create_order("ETH/USDT", "market", "buy", 1)
+        await wait_balance(paper, "f1", "ETH", "0.2")
         text = config.read_text()
         config.write_text(text[: text.index("[lead]")] + text[text.index("[[followers]]") :])
         daemon.proc.send_signal(signal.SIGHUP)  # the lead removed: every copy holding sold, copying ends
@@ -212,13 +212,13 @@ async def test_investment_decrease_and_increase_by_sighup_then_the_lead_gone(tmp
 async def test_sigkill_mid_spot_fan_out_in_a_loop_never_duplicates_and_ends_exact(tmp_path: Path) -> None:
     """Five followers; the daemon is killed at different points of spot fan-outs, restarted, killed again: no
     order twice, holdings exact (an order whose answer was lost is found by its client order id)."""
-    followers = {f"f{i}": {"USDT": str(1000 * i)} for i in range(1, 6)}
+    followers = {f"f{i}": {"USDT": str(3000 * i)} for i in range(1, 6)}  # r = 0.1 .. 0.5 of a 30,000 lead
     rng = random.Random(7)
-    async with running_paper(spot_accounts({"USDT": "10000"}, followers, commission="0")) as paper:
+    async with running_paper(spot_accounts({"USDT": "30000"}, followers, commission="0")) as paper:
         config, env = write_config(
             tmp_path,
             paper.url,
-            {n: {"investment": 1000 * i} for i, n in enumerate(followers, start=1)},
+            {n: {"investment": 3000 * i} for i, n in enumerate(followers, start=1)},
             bot={"market": "spot"},
         )
         await slow_orders(paper, followers, delay_s=0.15, count=1000, path="/api/v3/order")
