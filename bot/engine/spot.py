@@ -242,6 +242,7 @@ class SpotCloseOut(CloseOut):
             dust={s: str(q) for s, q in dust.items() if q},
             dust_value=dust_value,
         )
+        self.store.record_equity(self.name, account.cash + dust_value, self.clock.now_ms())  # what status shows
         final = self.store.finish_close_out(self.name, account.cash + dust_value, self.clock.now_ms())
         self.log.info(
             "follower_ended" if final.state == "ended" else "follower_stopped",

@@ -10,7 +10,7 @@ import contextlib
 import random
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -83,17 +83,17 @@ async def rebalancing_lead(client: Any, seed: int, stop: asyncio.Event, say: Any
         balance = await client.fetch_balance()
         usdt = Decimal(str(balance["free"].get("USDT", 0)))
         held = {s: Decimal(str(balance["total"].get(s.split("/")[0], 0))) for s in ASSETS}
-        owned = [s for s, q in held.items() if q > 0]
+        owned = [s for s, q in held.items() if _on_step(client, s, q) > 0]  # the lead's own dust is not owned
         symbol = rng.choice(ASSETS)
         if owned and (usdt < 3000 or rng.random() < 0.4):
             symbol = rng.choice(owned)
             fraction = Decimal(1) if rng.random() < 0.3 else Decimal(str(round(rng.uniform(0.3, 0.6), 2)))
-            qty = Decimal(client.amount_to_precision(symbol, float(held[symbol] * fraction)))
+            qty = _on_step(client, symbol, held[symbol] * fraction)
             action, side = ("sell out" if fraction == 1 else f"sell {fraction:.0%}"), "sell"
         else:
             spend = usdt * Decimal(str(round(rng.uniform(0.1, 0.25), 2)))
             price = Decimal(str((await client.fetch_ticker(symbol))["last"]))
-            qty = Decimal(client.amount_to_precision(symbol, float(spend / price)))
+            qty = _on_step(client, symbol, spend / price)
             action, side = f"buy {spend:.0f} USDT of", "buy"
         if qty <= 0:
             continue
@@ -101,22 +101,46 @@ async def rebalancing_lead(client: Any, seed: int, stop: asyncio.Event, say: Any
         say(f"lead {action} {symbol.split('/')[0]}: {side} {qty} at {order['average']}")
 
 
-async def price_fall(exchange: PaperExchange, lead: Any, say: Any, pct: Decimal) -> None:
-    """Moves the price of the lead's largest holding by `pct` percent (negative: a fall)."""
-    balance = await lead.fetch_balance()
-    values = {
-        s.replace("/", ""): Decimal(str(balance["total"].get(s.split("/")[0], 0)))
-        * exchange.ledger.prices[s.replace("/", "")].last
-        for s in ASSETS
+def _on_step(client: Any, symbol: str, qty: Decimal) -> Decimal:
+    """`qty` truncated to the market's step (ccxt's amount_to_precision refuses what truncates to nothing)."""
+    step = Decimal(str(client.markets[symbol]["precision"]["amount"]))
+    return (qty / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def _bob_values(exchange: PaperExchange) -> dict[str, Decimal]:
+    """bob's holdings by market, valued at the last price (his stop loss is the one the fall must cross)."""
+    wallet = exchange.ledger.accounts["bob"].spot
+    return {
+        market_id: wallet.balance(spec.base).total * exchange.ledger.prices[market_id].last
+        for market_id, spec in exchange.spot.markets.items()
     }
-    market_id = max(values, key=lambda s: values[s])
-    if not values[market_id]:
-        say("price move: the lead holds nothing")
-        return
+
+
+async def price_fall(exchange: PaperExchange, runtime: Runtime, say: Any) -> str:
+    """A fall of the price bob holds the most of, once he holds something, big enough to cross his stop loss;
+    then waits (bounded) until bob is stopped: the demo shows it on a slow machine too. Returns the market."""
+    deadline = time.monotonic() + 20
+    values = _bob_values(exchange)
+    while time.monotonic() < deadline and not any(values.values()):
+        await asyncio.sleep(0.2)
+        values = _bob_values(exchange)
+    market_id = max(values, key=lambda m: values[m])
+    threshold = Decimal(FOLLOWERS[1][1]) * STOP_LOSS_PCT["bob"] / 100
+    pct = max(Decimal(15), min(Decimal(60), 200 * threshold / values[market_id])) if values[market_id] else Decimal(15)
+    await move_price(exchange, market_id, -pct.quantize(Decimal(1)), "price fall", say)
+    while time.monotonic() < deadline + 20:
+        row = runtime.settler.store.follower("bob") if hasattr(runtime, "settler") else None
+        if row is not None and row.state in ("closing", "stopped_loss"):
+            break
+        await asyncio.sleep(0.2)
+    return market_id
+
+
+async def move_price(exchange: PaperExchange, market_id: str, pct: Decimal, what: str, say: Any) -> None:
     last = exchange.ledger.prices[market_id].last
     tick = exchange.spot.markets[market_id].tick_size
     exchange.ledger.set_price(market_id, (last * (1 + pct / 100) / tick).to_integral_value() * tick)
-    say(f"{'price fall' if pct < 0 else 'rebound'}: {market_id} {last} -> {exchange.ledger.prices[market_id].last}")
+    say(f"{what}: {market_id} {last} -> {exchange.ledger.prices[market_id].last}")
 
 
 async def run_spot_demo(seconds: float, state_dir: Path, seed: int) -> int:
@@ -146,9 +170,9 @@ async def run_spot_demo(seconds: float, state_dir: Path, seed: int) -> int:
         try:
             deadline = time.monotonic() + seconds
             await asyncio.sleep(seconds * 0.45)
-            await price_fall(exchange, lead, say, Decimal(-15))  # everyone loses; bob's 3 % stop hits
+            fallen = await price_fall(exchange, runtime, say)  # everyone loses; bob's 3 % stop hits
             await until_next_cycle(cycle_seconds, 0.5)
-            await price_fall(exchange, lead, say, Decimal(10))  # a winning cycle: profit is shared
+            await move_price(exchange, fallen, Decimal(10), "rebound", say)  # a winning cycle: profit is shared
             await settled(runtime, short_cycle_of(datetime.now(UTC), cycle_seconds).id, 4 * cycle_seconds)
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         finally:
