@@ -66,3 +66,20 @@ async def test_demo_runs_with_no_keys_and_prints_its_table(tmp_path: Path) -> No
     assert any(Decimal(row[2].rstrip(",")) > 0 for row in settled)
     assert any(Decimal(row[5]) > 0 for row in settled)
     assert "| transfer id | kind | from | to | amount | status | attempts |" in out and "| done |" in out
+
+
+async def test_spot_demo_runs_with_no_keys_and_prints_holdings(tmp_path: Path) -> None:
+    state = tmp_path / "spot-demo"
+    code, out, err = await run_bot(
+        "demo", "--market", "spot", "--seconds", "16", "--state-dir", str(state), timeout=180
+    )
+    assert code == 0, err
+    assert "paper exchange (Binance spot)" in out and "price fall" in out
+    header = next(line.split() for line in out.splitlines() if line.startswith("follower "))
+    assert "holding" in header and "dust" in header and "position" not in header
+    table = [line.split() for line in out.splitlines() if line.startswith(("alice ", "bob ", "carol "))]
+    assert {row[0]: row[1] for row in table} == {"alice": "active", "bob": "stopped_loss", "carol": "active"}
+    events = (state / "bot.log").read_text()
+    assert '"event": "follower_funds_released"' in events and '"event": "follower_stop_loss_triggered"' in events
+    settled = [line.split() for line in out.splitlines() if line.startswith("  S") and "compensation" in line]
+    assert settled and "| done |" in out
