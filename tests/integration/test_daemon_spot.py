@@ -321,3 +321,19 @@ async def test_reconciliation_shrinks_a_copy_holding_sold_behind_the_bots_back(t
         assert (await spot_balances(paper, "f1"))["SOL"] == D("0.3")
         assert not daemon.named("follower_order_rejected")
         assert await daemon.stop() == 0
+
+
+async def test_usdt_moving_in_or_out_of_the_lead_changes_its_equity_not_its_holdings(tmp_path: Path) -> None:
+    """The lead's deposit is no lead change (nothing is copied), but it doubles the lead's equity: the next buy
+    is sized on it (r = 1,000 / 20,000)."""
+    async with running_paper(spot_accounts({"USDT": "10000"}, {"f1": {"USDT": "1000"}}, commission="0")) as paper:
+        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, bot={"market": "spot"})
+        daemon = await start_daemon(config, env)
+        await paper.control("POST", "/accounts/lead/spot/deposit", {"asset": "USDT", "amount": "10000"})
+        lead = paper.spot_client("lead")
+        await lead.load_markets()
+        await lead.create_order("ETH/USDT", "market", "buy", 2)
+        await wait_balance(paper, "f1", "ETH", "0.1")
+        (change,) = daemon.named("lead_position_changed")
+        assert (change["lead_change"], change["symbol"], D(change["lead_equity"])) == ("1", "ETHUSDT", D(20000))
+        assert await daemon.stop() == 0
