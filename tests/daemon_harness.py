@@ -20,6 +20,9 @@ from typing import Any
 from tests.paper_harness import Paper
 
 ROOT = Path(__file__).resolve().parents[1]
+# a reconciliation pass the request budget defers (the minute's paced line, SPEC 12) goes within the calendar
+# minute: a test waiting for one waits that long at most, however busy the machine or the minute
+WITHIN_THE_MINUTE_S = 75
 
 
 def paper_accounts(lead_usdt: str, followers: dict[str, str], commission: str = "0") -> dict[str, Any]:

@@ -10,6 +10,8 @@ import contextlib
 import random
 import shutil
 import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -224,38 +226,79 @@ async def until_next_cycle(cycle_seconds: int, extra: float) -> None:
     await asyncio.sleep(cycle_seconds - time.time() % cycle_seconds + extra)
 
 
-async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Story:
+    """One demo: its accounts, its daemon's settings, its lead, and the events it plays on the way."""
+
+    title: str
+    accounts: dict[str, Any]
+    settings: Callable[[str, Path, int], Settings]  # (paper URL, state directory, cycle seconds)
+    lead: Callable[[str], Any]  # a ccxt client of the lead, for the paper URL
+    script: Callable[[Any, int, asyncio.Event, Say], Coroutine[Any, Any, None]]  # (lead, seed, stop, say)
+    plot: Callable[[PaperExchange, Any, Runtime, Say, float, int], Awaitable[None]]  # the events, in order
+    epilogue: tuple[str, ...]
+
+
+async def _futures_plot(
+    exchange: PaperExchange, lead: Any, runtime: Runtime, say: Say, seconds: float, cycle_seconds: int
+) -> None:
+    await asyncio.sleep(seconds * 0.3)
+    await grow_the_lead(exchange, say)
+    await asyncio.sleep(seconds * 0.2)
+    await price_shock(exchange, lead, runtime, say)  # everyone loses; bob's stop hits
+    await until_next_cycle(cycle_seconds, 0.5)
+    await move_price(exchange, lead, say, Decimal(10), "rebound")  # a winning cycle: profit is shared
+
+
+FUTURES_STORY = Story(
+    "paper exchange",
+    _accounts(),
+    demo_settings,
+    lambda url: build_binanceusdm(url, "demo-lead-key", "demo-lead-secret"),
+    scripted_lead,
+    _futures_plot,
+    (
+        "lead_x_r is the lead's position scaled by the follower's copy-equity ratio: what Smart Sync aims for;",
+        "a follower below it had an open skipped or truncated (below the market's minimum or its step).",
+        "bob's 1.5 % total stop loss met the price shock (stopped_loss); dave waited for capacity until the lead",
+        "grew, then copied the lead's positions as he found them (copy_existing).",
+    ),
+)
+
+
+async def play(story: Story, seconds: float, state_dir: Path, seed: int) -> int:
+    """Runs a story: the paper exchange, the daemon, the lead's script and the story's events; then the table,
+    the settlements and where the logs and state are."""
     log_path = _fresh_state(state_dir)
-    exchange = PaperExchange(PaperConfig.model_validate(_accounts()))
+    exchange = PaperExchange(PaperConfig.model_validate(story.accounts))
     url = await exchange.start("127.0.0.1", 0)
     exchange.start_random_walk(seed=seed, interval_s=0.5, volatility=Decimal("0.0004"))
     cycle_seconds = cycle_seconds_for(seconds)
-    settings = demo_settings(url, state_dir, cycle_seconds)
+    settings = story.settings(url, state_dir, cycle_seconds)
     started = time.monotonic()
 
     def say(line: str) -> None:
         print(f"[{time.monotonic() - started:5.1f}s] {line}", flush=True)
 
+    names = [(f.name, f"{f.investment:f}") for f in settings.followers]
     say(
-        f"paper exchange at {url}; lead 20,000 USDT; followers "
-        + ", ".join(f"{n} {u}" for n, u in FOLLOWERS)
+        f"{story.title} at {url}; lead 20,000 USDT; followers "
+        + ", ".join(f"{n} {u}" for n, u in names)
         + f"; running {seconds:.0f}s; settlement every {cycle_seconds}s"
     )
     with log_path.open("w") as log_file:
         logs.configure("json", stream=log_file)
         runtime = Runtime(settings, install_signals=False)
         daemon = asyncio.create_task(runtime.run())
-        lead = build_binanceusdm(url, "demo-lead-key", "demo-lead-secret")
+        lead = story.lead(url)
         stop = asyncio.Event()
-        script = asyncio.create_task(scripted_lead(lead, seed, stop, say))
+        script = asyncio.create_task(story.script(lead, seed, stop, say))
         try:
             deadline = time.monotonic() + seconds
-            await asyncio.sleep(seconds * 0.3)
-            await grow_the_lead(exchange, say)
-            await asyncio.sleep(seconds * 0.2)
-            await price_shock(exchange, lead, runtime, say)  # everyone loses; bob's stop hits
-            await until_next_cycle(cycle_seconds, 0.5)
-            await move_price(exchange, lead, say, Decimal(10), "rebound")  # a winning cycle: profit is shared
+            await story.plot(exchange, lead, runtime, say, seconds, cycle_seconds)
             await settled(runtime, short_cycle_of(datetime.now(UTC), cycle_seconds).id, 4 * cycle_seconds)
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         finally:
@@ -276,12 +319,14 @@ async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
     finally:
         store.close()
     print()
-    print("lead_x_r is the lead's position scaled by the follower's copy-equity ratio: what Smart Sync aims for;")
-    print("a follower below it had an open skipped or truncated (below the market's minimum or its step).")
-    print("bob's 1.5 % total stop loss met the price shock (stopped_loss); dave waited for capacity until the lead")
-    print("grew, then copied the lead's positions as he found them (copy_existing).")
+    for line in story.epilogue:
+        print(line)
     print(f"logs (JSON lines): {log_path}")
     print(f"state (SQLite):    {state_dir / 'copybot.sqlite3'}")
     if shutil.which("bot"):
         print(f"status again:      bot status --config <a config with state_dir = {state_dir}>")
     return code
+
+
+async def run_demo(seconds: float, state_dir: Path, seed: int) -> int:
+    return await play(FUTURES_STORY, seconds, state_dir, seed)

@@ -9,17 +9,13 @@ import asyncio
 import contextlib
 import random
 import time
-from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
-from bot import logs
-from bot.core.cycles import short_cycle_of
-from bot.engine.runtime import Runtime, state_db
-from bot.paper.demo import _fresh_state, cycle_seconds_for, demo_settings, settled, settlement_summary, until_next_cycle
-from bot.paper.server import PaperConfig, PaperExchange
-from bot.reports.status import follower_rows, lead_line, table
+from bot.engine.runtime import Runtime
+from bot.paper.demo import Story, demo_settings, play, until_next_cycle
+from bot.paper.server import PaperExchange
 from bot.settings import BotSettings, FollowerSettings, Settings
 from bot.venue.binance_compat import build_binance_spot
 
@@ -143,59 +139,29 @@ async def move_price(exchange: PaperExchange, market_id: str, pct: Decimal, what
     say(f"{what}: {market_id} {last} -> {exchange.ledger.prices[market_id].last}")
 
 
+async def _spot_plot(
+    exchange: PaperExchange, lead: Any, runtime: Runtime, say: Any, seconds: float, cycle_seconds: int
+) -> None:
+    await asyncio.sleep(seconds * 0.45)
+    fallen = await price_fall(exchange, runtime, say)  # everyone loses; bob's 3 % stop hits
+    await until_next_cycle(cycle_seconds, 0.5)
+    await move_price(exchange, fallen, Decimal(10), "rebound", say)  # a winning cycle: profit is shared
+
+
+SPOT_STORY = Story(
+    "paper exchange (Binance spot)",
+    _accounts(),
+    spot_settings,
+    lambda url: build_binance_spot(url, "demo-lead-key", "demo-lead-secret"),
+    rebalancing_lead,
+    _spot_plot,
+    (
+        "holding is the follower's copy holding (its own fills, net of the fee Binance takes in the asset bought);",
+        "lead_x_r the lead's holding scaled by the copy-equity ratio; dust is what the exchange's minimums leave",
+        "after the lead sold out. bob's 3 % total stop loss met the price fall: his copy holdings were sold.",
+    ),
+)
+
+
 async def run_spot_demo(seconds: float, state_dir: Path, seed: int) -> int:
-    log_path = _fresh_state(state_dir)
-    exchange = PaperExchange(PaperConfig.model_validate(_accounts()))
-    url = await exchange.start("127.0.0.1", 0)
-    exchange.start_random_walk(seed=seed, interval_s=0.5, volatility=Decimal("0.0004"))
-    cycle_seconds = cycle_seconds_for(seconds)
-    settings = spot_settings(url, state_dir, cycle_seconds)
-    started = time.monotonic()
-
-    def say(line: str) -> None:
-        print(f"[{time.monotonic() - started:5.1f}s] {line}", flush=True)
-
-    say(
-        f"paper exchange (Binance spot) at {url}; lead 20,000 USDT; followers "
-        + ", ".join(f"{n} {u}" for n, u in FOLLOWERS)
-        + f"; running {seconds:.0f}s; settlement every {cycle_seconds}s"
-    )
-    with log_path.open("w") as log_file:
-        logs.configure("json", stream=log_file)
-        runtime = Runtime(settings, install_signals=False)
-        daemon = asyncio.create_task(runtime.run())
-        lead = build_binance_spot(url, "demo-lead-key", "demo-lead-secret")
-        stop = asyncio.Event()
-        script = asyncio.create_task(rebalancing_lead(lead, seed, stop, say))
-        try:
-            deadline = time.monotonic() + seconds
-            await asyncio.sleep(seconds * 0.45)
-            fallen = await price_fall(exchange, runtime, say)  # everyone loses; bob's 3 % stop hits
-            await until_next_cycle(cycle_seconds, 0.5)
-            await move_price(exchange, fallen, Decimal(10), "rebound", say)  # a winning cycle: profit is shared
-            await settled(runtime, short_cycle_of(datetime.now(UTC), cycle_seconds).id, 4 * cycle_seconds)
-            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-        finally:
-            stop.set()
-            await script
-            await asyncio.sleep(1.5)
-            runtime.stop()
-            code = await daemon
-            await lead.close()
-            await exchange.stop()
-    store = state_db(settings)
-    try:
-        print()
-        print(lead_line(store, settings))
-        print(table(follower_rows(store, settings)))
-        print()
-        print(settlement_summary(store, state_dir))
-    finally:
-        store.close()
-    print()
-    print("holding is the follower's copy holding (its own fills, net of the fee Binance takes in the asset bought);")
-    print("lead_x_r the lead's holding scaled by the copy-equity ratio; dust is what the exchange's minimums leave")
-    print("after the lead sold out. bob's 3 % total stop loss met the price fall: his copy holdings were sold.")
-    print(f"logs (JSON lines): {log_path}")
-    print(f"state (SQLite):    {state_dir / 'copybot.sqlite3'}")
-    return code
+    return await play(SPOT_STORY, seconds, state_dir, seed)

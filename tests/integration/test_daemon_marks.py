@@ -12,7 +12,15 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.conftest import BTC, ETH
-from tests.daemon_harness import Daemon, event_time, paper_accounts, start_daemon, wait_positions, write_config
+from tests.daemon_harness import (
+    WITHIN_THE_MINUTE_S,
+    Daemon,
+    event_time,
+    paper_accounts,
+    start_daemon,
+    wait_positions,
+    write_config,
+)
 from tests.paper_harness import Paper, running_paper
 
 D = Decimal
@@ -71,7 +79,7 @@ async def holding_with_a_stop(tmp_path: Path, paper: Paper) -> Daemon:
     await daemon.wait_event("mark_stream_connected")
     await paper.client("lead").create_order(ETH, "market", "buy", 2)
     await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
-    await daemon.wait_event("reconcile_completed")
+    await daemon.wait_event("reconcile_completed", timeout=WITHIN_THE_MINUTE_S)
     return daemon
 
 

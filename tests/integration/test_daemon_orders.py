@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.conftest import ETH
 from tests.daemon_harness import (
+    WITHIN_THE_MINUTE_S,
     drop_follower,
     event_time,
     fault,
@@ -36,7 +37,7 @@ async def test_an_order_the_exchange_still_holds_open_is_followed_until_it_fills
         assert filled["client_order_id"] == working["client_order_id"]
         assert await daemon.stop() == 0
         restarted = await start_daemon(config, env)  # reconciles at start: the fill is the follower's own
-        (reconciled,) = await restarted.wait_event("reconcile_completed")
+        (reconciled,) = await restarted.wait_event("reconcile_completed", timeout=WITHIN_THE_MINUTE_S)
         assert reconciled["corrections"] == "0" and not restarted.named("manual_intervention_detected")
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
         assert await restarted.stop() == 0
@@ -66,7 +67,7 @@ async def test_conditional_orders_placed_by_hand_are_cancelled_by_reconciliation
         await f1.create_order(ETH, "market", "buy", 0.1)
         await f1.create_order(ETH, "STOP_MARKET", "sell", 0.1, None, stop)
         daemon = await start_daemon(config, env)  # reconciliation at start
-        await daemon.wait_event("reconcile_completed", count=2)
+        await daemon.wait_event("reconcile_completed", count=2, timeout=WITHIN_THE_MINUTE_S)
         kinds = {e["kind"] for e in daemon.named("manual_intervention_detected") if e["follower"] == "f1"}
         assert "conditional_order" in kinds
         assert [a for a in (await paper.state("f1"))["algo_orders"] if a["algoStatus"] == "NEW"] == []

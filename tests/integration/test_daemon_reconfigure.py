@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.conftest import BTC, ETH
 from tests.daemon_harness import (
+    WITHIN_THE_MINUTE_S,
     Daemon,
     follower_states,
     hup,
@@ -45,7 +46,7 @@ async def test_a_new_lead_starts_from_its_own_positions_and_equity(tmp_path: Pat
         daemon = await start_daemon(config, env)
         await wait_positions(paper, {"alice": {"BTCUSDT": D("0.01")}, "bob": {"BTCUSDT": D("0.6")}})
         replace_lead(config, "lead2")
-        await daemon.wait_event("reconcile_completed", count=2)
+        await daemon.wait_event("reconcile_completed", count=2, timeout=WITHIN_THE_MINUTE_S)
         daemon.proc.send_signal(signal.SIGHUP)
         (gone,) = await daemon.wait_event("lead_gone")
         assert gone["reason"] == "lead replaced in the configuration"
@@ -123,7 +124,7 @@ async def test_a_task_that_dies_is_logged_with_its_traceback_and_stops_the_daemo
     async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
         config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}})
         daemon: Daemon = await start_daemon(config, env)
-        await daemon.wait_event("reconcile_completed")
+        await daemon.wait_event("reconcile_completed", timeout=WITHIN_THE_MINUTE_S)
         with contextlib.closing(sqlite3.connect(tmp_path / "state" / "copybot.sqlite3", timeout=30)) as db:
             db.execute("BEGIN EXCLUSIVE")  # the disk is "locked": the daemon's next write fails after 5 s
             await paper.client("lead").create_order(ETH, "market", "buy", 2)
