@@ -47,6 +47,12 @@ def ms_of(ts: str) -> int:
     return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
 
 
+def cpu_s(pid: int) -> float:
+    """The process's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -274,17 +280,23 @@ async def bare(url: str, names: list[str], rounds: int, market: str = "futures")
 async def fanout(n: int, changes: int, market: str = "futures") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         async with Setup(n, "stream", Path(tmp), market=market) as setup:
-            samples = []
+            samples, commits = [], []
+            cpu_before = cpu_s(setup.daemon.pid)
             for i in range(changes):
                 filled_before = len(setup.named("follower_order_filled"))
+                journaled_before = len(setup.named("plans_journaled"))
                 _, event = await setup.lead_change("buy" if i % 2 == 0 else "sell")
                 target = filled_before + n
                 await setup.wait_for(lambda t=target: len(setup.named("follower_order_filled")) >= t, 120)
                 fills = setup.named("follower_order_filled")[filled_before : filled_before + n]
                 samples.append(max(ms_of(f["ts"]) for f in fills) - ms_of(event["ts"]))
+                commits.append(len(setup.named("plans_journaled")) - journaled_before)  # fsyncs of its plans
                 await asyncio.sleep(0.2)
+            cpu = cpu_s(setup.daemon.pid) - cpu_before  # the fan-outs' and the pauses' (idle: little)
             result: dict[str, Any] = {
                 "fanout_ms": percentiles(samples, 2),
+                "plan_commits_per_fanout": {"p50": sorted(commits)[len(commits) // 2], "max": max(commits)},
+                "cpu_ms_per_order": round(cpu * 1000 / (changes * n), 3),
                 "startup_s": round(setup.startup_s, 2),
                 "rss_mb": setup.rss_mb,
                 "rss_per_follower_mb": round(setup.rss_mb / n, 3),
@@ -329,9 +341,11 @@ async def main() -> int:
     for key, row in results.items():
         if key.startswith("fanout_"):
             f, b = row["fanout_ms"], row["bare_ms"]
+            c = row["plan_commits_per_fanout"]
             print(
                 f"{key:<28} {f['p50']:>8}ms {f['p99']:>8}ms {f['n']:>4}  bare p50 {b['p50']}ms p99 {b['p99']}ms, "
-                f"ratio {row['ratio_p50']}x, start-up {row['startup_s']}s, RSS {row['rss_mb']}MB "
+                f"ratio {row['ratio_p50']}x, plan commits/fan-out {c['p50']} (max {c['max']}), "
+                f"CPU {row['cpu_ms_per_order']}ms/order, start-up {row['startup_s']}s, RSS {row['rss_mb']}MB "
                 f"({row['rss_per_follower_mb']}MB/follower)"
             )
     print(f"written: {write_results('copy_path', results)}")
