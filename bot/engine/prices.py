@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from bot.engine.clock import Clock
+from bot.venue.budget import Priority
 from bot.venue.ccxt_venue import AccountVenue
 
 STREAM_FRESH_MS = 3000  # the stream pushes every second; older than this, REST takes over
@@ -28,7 +29,7 @@ class MarkPrices:
         self._streamed_at = -1
         self._all_at = -1  # the last REST read of every mark
         self._symbol_read: dict[str, int] = {}  # symbol -> when its mark was last read by REST
-        self._in_flight: dict[str | None, asyncio.Future[None]] = {}
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
         self._funding: dict[str, tuple[Decimal, int]] = {}  # symbol -> (rate, next funding time ms)
         self._fundings: dict[tuple[str, int], tuple[Decimal, Decimal]] = {}  # (symbol, time) -> (rate, mark)
 
@@ -68,9 +69,12 @@ class MarkPrices:
 
     async def latest(self) -> dict[str, Decimal]:
         """The streamed marks while the stream is fresh; else every mark by REST, at most every FALLBACK_MS
-        (between two reads, the last one: at most that old)."""
+        (between two reads, the last one: at most that old). That read is on the order path (the plans' sizing
+        and the stop loss depend on it: it never waits behind reads in the request budget, as when a start's
+        activations have used the minute before the stream's first update); FALLBACK_MS bounds it to 300
+        weight a minute."""
         if not self.streaming and self._clock.now_ms() - self._all_at >= FALLBACK_MS:
-            await self._shared(None, self._read_all)
+            await self._shared("*", self._read_all)
         return self._marks
 
     async def for_plan(self, symbol: str, detected_ms: int | None = None) -> dict[str, Decimal]:
@@ -86,7 +90,7 @@ class MarkPrices:
             marks = self._marks
         return marks
 
-    async def _shared(self, key: str | None, read: Callable[[], Awaitable[None]]) -> None:
+    async def _shared(self, key: str, read: Callable[[], Awaitable[None]]) -> None:
         """Single flight: callers asking while a read is out wait for that read (and share its failure)."""
         pending = self._in_flight.get(key)
         if pending is None:
@@ -96,7 +100,7 @@ class MarkPrices:
         await asyncio.shield(pending)
 
     async def _read_all(self) -> None:
-        self._marks = {**self._marks, **await self._venue.mark_prices()}
+        self._marks = {**self._marks, **await self._venue.mark_prices(Priority.ORDER)}
         self._all_at = self._clock.now_ms()
 
     async def _read_one(self, symbol: str) -> None:

@@ -419,15 +419,16 @@ class Runtime:
             return False
         if state != "active":
             return False
+        await mirror.catch_up(self.stopping)  # copies first (checking the stop loss before each plan)
         reconciled = False
         budget = mirror.venue.budget
-        # a pass that would wait in the budget's queue waits for the next step instead (it may hold up a copy)
+        # then reconciliation, when due; a pass that would wait in the budget's queue waits for the next step
+        # instead (it may hold up a copy)
         if self.clock.now_ms() >= next_reconcile and (
             budget is None or budget.has_room(self.kind.reconcile_weight[0], Priority.FOLLOWER)
         ):
             await mirror.reconcile()
             reconciled = True
-        await mirror.catch_up(self.stopping)  # checks the stop loss before each plan
         await mirror.check_stop_loss()  # on the estimate: no request
         after = store.follower(mirror.name)
         if after is not None and after.state == "closing":

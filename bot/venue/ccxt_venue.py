@@ -191,7 +191,9 @@ class AccountVenue:
     ) -> T:
         budget = self.budget
         if budget is not None:
-            await budget.acquire(weight, Priority.ORDER if writing else (priority or self.priority))
+            # `priority or ...` would not do: ORDER is 0, and a falsy priority fell back to the account's
+            read_priority = self.priority if priority is None else priority
+            await budget.acquire(weight, Priority.ORDER if writing else read_priority)
         try:
             result = await fn()
         except Exception as exc:
@@ -274,8 +276,8 @@ class AccountVenue:
         )
         return Decimal(str(row.get("takerCommissionRate", "0")))
 
-    async def mark_prices(self) -> dict[str, Decimal]:
-        rows = await self._read(self.client.fapiPublicGetPremiumIndex, WEIGHT_MARKS_ALL)
+    async def mark_prices(self, priority: Priority | None = None) -> dict[str, Decimal]:
+        rows = await self._read(self.client.fapiPublicGetPremiumIndex, WEIGHT_MARKS_ALL, priority)
         return {str(r["symbol"]): Decimal(str(r["markPrice"])) for r in rows}
 
     async def mark_price(self, market_id: str) -> Decimal:

@@ -147,9 +147,9 @@ class SpotVenue(AccountVenue):
         snapshot = self.snapshot(balances, prices)
         return {s: (q, ZERO) for s, q in snapshot.positions.items()}, snapshot.equity
 
-    async def mark_prices(self) -> dict[str, Decimal]:
+    async def mark_prices(self, priority: Priority | None = None) -> dict[str, Decimal]:
         """Spot has no mark price: the last price is what holdings are valued and sized at."""
-        return await self.last_prices()
+        return await self.last_prices(priority)
 
     async def mark_price(self, market_id: str) -> Decimal:
         return await self.last_price(market_id)

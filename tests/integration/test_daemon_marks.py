@@ -56,7 +56,7 @@ class CountingVenue:
     def __init__(self) -> None:
         self.reads = 0
 
-    async def mark_prices(self) -> dict[str, Decimal]:
+    async def mark_prices(self, priority: object = None) -> dict[str, Decimal]:
         self.reads += 1
         return {"ETHUSDT": D(3000)}
 

@@ -4,11 +4,13 @@ the back-off after a 429."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import structlog
 
 from bot import logs
 from bot.venue.budget import Priority, RequestBudget
+from bot.venue.ccxt_venue import AccountVenue
 
 
 class Clock:
@@ -142,3 +144,44 @@ async def test_work_that_can_wait_asks_whether_there_is_room_first() -> None:
         await b.acquire(5, Priority.FOLLOWER)
     assert not b.has_room(5, Priority.FOLLOWER)  # at the followers' cap: a reconciliation would wait
     assert b.has_room(5, Priority.LEAD)
+
+
+class _Recorder:
+    """A budget that records the priority of every request it is asked for."""
+
+    def __init__(self) -> None:
+        self.priorities: list[Priority] = []
+
+    async def acquire(self, weight: int, priority: Priority) -> None:
+        self.priorities.append(priority)
+
+    def observe(self, headers: object) -> None:
+        return None
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.markets_by_id = {"ETHUSDT": [{"symbol": "ETH/USDT:USDT"}]}
+        self.last_response_headers: dict[str, str] = {}
+
+    async def fapiPrivateGetOrder(self, params: object) -> dict[str, str]:
+        return {"orderId": "1", "status": "FILLED", "executedQty": "0.1", "avgPrice": "3000"}
+
+    async def fapiPublicGetPremiumIndex(self, params: object = None) -> object:
+        row = {"symbol": "ETHUSDT", "markPrice": "3000"}
+        return row if params else [row]
+
+    async def set_leverage(self, leverage: int, symbol: str) -> dict[str, str]:
+        return {}
+
+
+async def test_order_path_reads_go_at_order_priority_on_a_follower_account() -> None:
+    """Lookups, a plan's mark and the leverage before an open are on the order path: never held back by reads
+    (SPEC 12). ORDER is 0: a `priority or default` once sent them at the account's own priority instead."""
+    budget = _Recorder()
+    venue = AccountVenue("f1", _Client(), budget=budget, priority=Priority.FOLLOWER)  # type: ignore[arg-type]
+    await venue.lookup("ETHUSDT", "cb-x-1")
+    await venue.mark_price("ETHUSDT")
+    await venue.set_leverage("ETHUSDT", Decimal(5))
+    await venue.mark_prices()  # an ordinary read: the account's own priority
+    assert budget.priorities == [Priority.ORDER, Priority.ORDER, Priority.ORDER, Priority.FOLLOWER]
