@@ -74,14 +74,22 @@ class CloseOut(FollowerPart):
             account = await self.venue.account()
             held = self._held(account)
         if held:
-            self.log.warning(
-                "follower_close_retry",
-                round=self.rounds,
-                final_state=row.closing_to,
-                remaining={s: str(q) for s, q in held.items()},
-            )
-            return False
-        final = self.store.finish_close_out(self.name, account.equity, self.clock.now_ms())
+            return self._retry(row.closing_to, held)
+        return self._finish(account.equity)
+
+    def _retry(self, final_state: str, remaining: Mapping[str, Decimal]) -> bool:
+        """A round that left something open: logged, the next round tries again. False: not flat yet."""
+        self.log.warning(
+            "follower_close_retry",
+            round=self.rounds,
+            final_state=final_state,
+            remaining={s: str(q) for s, q in remaining.items()},
+        )
+        return False
+
+    def _finish(self, account_equity: Decimal) -> bool:
+        """Flat: the follower takes its final state, its episode ending at `account_equity` (less the reserve)."""
+        final = self.store.finish_close_out(self.name, account_equity, self.clock.now_ms())
         self.log.info(
             "follower_ended" if final.state == "ended" else "follower_stopped",
             state=final.state,

@@ -32,6 +32,9 @@ class MarketKind:
     # a follower's reconciliation pass: its account read, then open orders per watched market (futures: open
     # and conditional orders, 1 each; spot: 6 each)
     reconcile_weight: tuple[int, int]
+    # futures: a fill's fee is estimated at a commission rate until the account's next read (each follower's
+    # own rate is read once, in the background); spot: every fill's fee comes with its answer, no rate is read
+    assumes_fee_rate: bool
 
 
 async def _account_equity(venue: AccountVenue, store: Store, name: str) -> Decimal:
@@ -48,7 +51,16 @@ async def _spot_copy_account_equity(venue: AccountVenue, store: Store, name: str
 
 
 FUTURES = MarketKind(
-    "futures", AccountVenue, FollowerMirror, LeadPoller, market_rules, True, "watch_positions", _account_equity, (5, 2)
+    "futures",
+    AccountVenue,
+    FollowerMirror,
+    LeadPoller,
+    market_rules,
+    True,
+    "watch_positions",
+    _account_equity,
+    (5, 2),
+    True,
 )
 SPOT = MarketKind(
     "spot",
@@ -60,5 +72,6 @@ SPOT = MarketKind(
     "watch_balance",
     _spot_copy_account_equity,
     (20, 6),
+    False,
 )
 KINDS = {kind.name: kind for kind in (FUTURES, SPOT)}

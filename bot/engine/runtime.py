@@ -161,9 +161,12 @@ class Runtime:
             try:
                 markets = await venue.load_markets(first if venue is not first else None)
                 if venue is first:
-                    # one read of the commission rate, assumed for followers' fills until each one's own is read
                     market_id = self._rate_market = str(min(m["id"] for m in markets.values()))
-                    self.taker_rate = await venue.taker_rate(market_id)
+                    if self.kind.assumes_fee_rate:
+                        # one read of the commission rate, assumed for followers' fills until each one's own is read
+                        self.taker_rate = await venue.taker_rate(market_id)
+                    else:
+                        await venue.check_access(market_id)  # the key answers; fees come with each fill
                 else:
                     await venue.check_access(market_id)  # weight 1, not an account read (5) per follower
             except VenueError as exc:
@@ -254,7 +257,8 @@ class Runtime:
         for name in self.mirrors:
             self._start_worker(name, store)
         self._spawn(self._settle_loop(), "settlement")
-        self._spawn(self._commission_rates(), "commission-rates")
+        if self.kind.assumes_fee_rate:
+            self._spawn(self._commission_rates(), "commission-rates")
         self._spawn(poller.run(self.stopping), "lead")
         self._mark_stream(lead)
         self._stream(lead, poller)

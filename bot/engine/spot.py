@@ -226,13 +226,7 @@ class SpotCloseOut(CloseOut):
         account = await venue.account(prices=marks)
         left = plan_spot_sale(self._sellable(account), Fraction(1), self.markets, marks)
         if left.intents:
-            self.log.warning(
-                "follower_close_retry",
-                round=self.rounds,
-                final_state=row.closing_to,
-                remaining={i.symbol: str(i.qty) for i in left.intents},
-            )
-            return False
+            return self._retry(row.closing_to, {i.symbol: i.qty for i in left.intents})
         dust = self.store.follower_positions(self.name)
         dust_value = spot_copy_equity(ZERO, dust, marks)
         released = account.cash - row.reserve
@@ -243,14 +237,7 @@ class SpotCloseOut(CloseOut):
             dust_value=dust_value,
         )
         self.store.record_equity(self.name, account.cash + dust_value, self.clock.now_ms())  # what status shows
-        final = self.store.finish_close_out(self.name, account.cash + dust_value, self.clock.now_ms())
-        self.log.info(
-            "follower_ended" if final.state == "ended" else "follower_stopped",
-            state=final.state,
-            reason=final.state_reason,
-            rounds=self.rounds,
-        )
-        return True
+        return self._finish(account.cash + dust_value)
 
 
 class SpotLeadPoller(LeadPoller):

@@ -10,7 +10,7 @@ import contextlib
 import random
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -43,8 +43,12 @@ LEAD_USDT = "20000"
 SYMBOLS = {"BTC/USDT:USDT": Decimal("0.001"), "ETH/USDT:USDT": Decimal("0.01"), "SOL/USDT:USDT": Decimal("1")}
 
 
-def _accounts() -> dict[str, Any]:
-    names = [("lead", LEAD_USDT), *FOLLOWERS]
+def demo_accounts(names: Sequence[tuple[str, str]], spot: bool = False) -> dict[str, Any]:
+    """The demo's accounts file: each account with its USDT (in its futures wallet, or its spot wallet)."""
+    wallet = (lambda usdt: {"spot": {"USDT": usdt}}) if spot else (lambda usdt: {"usdt": usdt})
+    limits: dict[str, Any] = {"request_weight_per_minute": 24000}
+    if spot:
+        limits["spot"] = {"request_weight_per_minute": 60000}
     return {
         "accounts": [
             {
@@ -52,16 +56,20 @@ def _accounts() -> dict[str, Any]:
                 "api_key": f"demo-{n}-key",
                 "api_secret": f"demo-{n}-secret",
                 "email": f"{n}@paper.local",
-                "usdt": usdt,
+                **wallet(usdt),
             }
             for n, usdt in names
         ],
         "master": {"api_key": "demo-master-key", "api_secret": "demo-master-secret", "email": "master@paper.local"},
         "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
-        # Binance's limits, the per-IP weight tenfold: the demo's settlement cycles of a few seconds stand in for
-        # weeks, and a week's settlement reads (income, 30 a follower) fit the real budget with days to spare
-        "limits": {"request_weight_per_minute": 24000},
+        # Binance's limits, the per-IP weight tenfold (spot's too): the demo's settlement cycles of a few seconds
+        # stand in for weeks, and a week's settlement reads fit the real budget with days to spare
+        "limits": limits,
     }
+
+
+def _accounts() -> dict[str, Any]:
+    return demo_accounts([("lead", LEAD_USDT), *FOLLOWERS])
 
 
 def cycle_seconds_for(seconds: float) -> int:

@@ -26,6 +26,7 @@ from bot.paper.api import BinanceApi, Call, Security
 from bot.paper.limits import Limits
 from bot.paper.spot import SpotLedger, SpotOrderRequest
 from bot.paper.state import Account, SpotOrder, SpotTrade
+from bot.paper.userstream import pump
 
 LISTEN_KEY_VALIDITY_MS = 60 * 60 * 1000
 
@@ -172,7 +173,7 @@ class SpotUserStreams:
     async def _serve(self, ws: web.WebSocketResponse, sub: _Subscriber, on_text: Callable[[str], None]) -> None:
         if sub.account:
             self._subscribers.setdefault(sub.account, set()).add(sub)
-        writer = asyncio.create_task(self._write(ws, sub))
+        writer = asyncio.create_task(pump(ws, sub.queue))
         try:
             async for msg in ws:
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
@@ -184,19 +185,6 @@ class SpotUserStreams:
             sub.queue.put_nowait(None)
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
-
-    @staticmethod
-    async def _write(ws: web.WebSocketResponse, sub: _Subscriber) -> None:
-        while True:
-            text = await sub.queue.get()
-            if text is None or ws.closed:
-                break
-            try:
-                await ws.send_str(text)
-            except (ConnectionError, RuntimeError):
-                break
-        if not ws.closed:
-            await ws.close()
 
 
 class SpotApi:

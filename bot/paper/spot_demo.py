@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.engine.runtime import Runtime
-from bot.paper.demo import Story, demo_settings, play, until_next_cycle
+from bot.paper.demo import Story, demo_accounts, demo_settings, play, until_next_cycle
 from bot.paper.server import PaperExchange
 from bot.settings import BotSettings, FollowerSettings, Settings
 from bot.venue.binance_compat import build_binance_spot
@@ -26,23 +26,7 @@ ASSETS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 
 
 def _accounts() -> dict[str, Any]:
-    names = [("lead", LEAD_USDT), *FOLLOWERS]
-    return {
-        "accounts": [
-            {
-                "name": n,
-                "api_key": f"demo-{n}-key",
-                "api_secret": f"demo-{n}-secret",
-                "email": f"{n}@paper.local",
-                "spot": {"USDT": usdt},
-            }
-            for n, usdt in names
-        ],
-        "master": {"api_key": "demo-master-key", "api_secret": "demo-master-secret", "email": "master@paper.local"},
-        "prices": {"BTCUSDT": "50000", "ETHUSDT": "3000", "SOLUSDT": "150"},
-        # the weight tenfold, as the futures demo: cycles of seconds stand in for weeks
-        "limits": {"request_weight_per_minute": 24000, "spot": {"request_weight_per_minute": 60000}},
-    }
+    return demo_accounts([("lead", LEAD_USDT), *FOLLOWERS], spot=True)
 
 
 def spot_settings(url: str, state_dir: Path, cycle_seconds: int) -> Settings:

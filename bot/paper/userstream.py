@@ -143,13 +143,18 @@ class UserStreams:
         return ws
 
     async def _write(self, sub: _Subscriber) -> None:
-        while True:
-            text = await sub.queue.get()
-            if text is None or sub.ws.closed:
-                break
-            try:
-                await sub.ws.send_str(text)
-            except (ConnectionError, RuntimeError):
-                break
-        if not sub.ws.closed:
-            await sub.ws.close()
+        await pump(sub.ws, sub.queue)
+
+
+async def pump(ws: web.WebSocketResponse, queue: asyncio.Queue[str | None]) -> None:
+    """Sends what is queued for a subscriber until None (or the socket goes), then closes the socket."""
+    while True:
+        text = await queue.get()
+        if text is None or ws.closed:
+            break
+        try:
+            await ws.send_str(text)
+        except (ConnectionError, RuntimeError):
+            break
+    if not ws.closed:
+        await ws.close()

@@ -91,12 +91,17 @@ class SpotVenue(AccountVenue):
         self.pairs = spot_market_rules(loaded)[1]
         return loaded
 
-    async def balances(self, priority: Priority | None = None) -> dict[str, tuple[Decimal, Decimal]]:
-        """(free, locked) per asset the account holds (weight 20)."""
+    async def _account_read(self, priority: Priority | None) -> dict[str, Any]:
+        """`GET /api/v3/account` (weight 20): balances and commission rates."""
         raw = await self._read(
             lambda: self.client.privateGetAccount({"omitZeroBalances": "true"}), SPOT_WEIGHT_ACCOUNT, priority
         )
-        rows = raw.get("balances") if isinstance(raw, dict) else None
+        return raw if isinstance(raw, dict) else {}
+
+    async def balances(self, priority: Priority | None = None) -> dict[str, tuple[Decimal, Decimal]]:
+        """(free, locked) per asset the account holds (weight 20)."""
+        raw = await self._account_read(priority)
+        rows = raw.get("balances")
         if rows is None:
             raise Temporary(f"{self.name}: spot account without balances")
         out = {}
@@ -173,10 +178,7 @@ class SpotVenue(AccountVenue):
 
     async def taker_rate(self, market_id: str, priority: Priority | None = None) -> Decimal:
         """The account's spot taker rate, from its account read (weight 20: read once per account and kept)."""
-        raw = await self._read(
-            lambda: self.client.privateGetAccount({"omitZeroBalances": "true"}), SPOT_WEIGHT_ACCOUNT, priority
-        )
-        rates = raw.get("commissionRates") or {}
+        rates = (await self._account_read(priority)).get("commissionRates") or {}
         return Decimal(str(rates.get("taker", "0")))
 
     async def check_access(self, market_id: str) -> None:
