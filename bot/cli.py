@@ -63,7 +63,7 @@ def _run(config: Path) -> int:
 
     settings = _load(config)
     redactor = logs.SecretRedactor(account_secrets(settings))
-    logs.configure(settings.bot.log_format, redactor=redactor)
+    logs.configure(settings.bot.log_format, redactor=redactor, level=settings.bot.log_level)
     return asyncio.run(Runtime(settings, config_path=config, redactor=redactor).run())
 
 
@@ -90,7 +90,9 @@ def _settle(config: Path, cycle: str | None, retry: bool) -> int:
     from bot.engine.settle_command import settle_command
 
     settings = _load(config)
-    logs.configure(settings.bot.log_format, redactor=logs.SecretRedactor(account_secrets(settings)))
+    logs.configure(
+        settings.bot.log_format, redactor=logs.SecretRedactor(account_secrets(settings)), level=settings.bot.log_level
+    )
     return asyncio.run(settle_command(settings, cycle, retry))
 
 

@@ -103,6 +103,7 @@ class BotSettings(_Strict):
     heartbeat_interval_s: float = Field(default=30, gt=0)
     lead_source: Literal["poll", "stream"] = "poll"
     log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     allow_live: bool = False
     shutdown_grace_s: float = Field(default=10, gt=0)
     request_timeout_ms: int = Field(default=10_000, ge=100, le=120_000)

@@ -85,6 +85,7 @@ def write_config(
         "reconcile_interval_s": 3600,
         "heartbeat_interval_s": 3600,
         "shutdown_grace_s": 5,
+        "log_level": "debug",  # an order leaving (`follower_order_submitted`) is a point the tests act at
         **(bot or {}),
     }
     env = {}

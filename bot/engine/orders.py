@@ -166,7 +166,7 @@ class OrderSender:
         intent = row.intent
         if intent.leg is Leg.OPEN and self.config.max_leverage is not None:
             await self._ensure_leverage(intent.symbol, self.config.max_leverage)
-        self.log.info(
+        self.log.debug(  # one line per order at info: its outcome
             "follower_order_submitted",
             symbol=intent.symbol,
             side=intent.side,

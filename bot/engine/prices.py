@@ -32,6 +32,9 @@ class MarkPrices:
         self._in_flight: dict[str, asyncio.Future[None]] = {}
         self._funding: dict[str, tuple[Decimal, int]] = {}  # symbol -> (rate, next funding time ms)
         self._fundings: dict[tuple[str, int], tuple[Decimal, Decimal]] = {}  # (symbol, time) -> (rate, mark)
+        # asked by every follower's estimate on every change: most of the time nothing is due since its base
+        self._last_funding_ms = -1  # the latest funding seen to take place
+        self._next_due_ms = -1  # the earliest advertised funding time
 
     def update(self, marks: dict[str, Decimal], funding: dict[str, tuple[Decimal, int]] | None = None) -> None:
         """Marks (and funding rates with the next funding time) pushed by the stream. A next funding time that
@@ -43,9 +46,12 @@ class MarkPrices:
             before = self._funding.get(symbol)
             if before is not None and next_ms > before[1] and symbol in self._marks:
                 self._fundings[(symbol, before[1])] = (before[0], self._marks[symbol])
+                self._last_funding_ms = max(self._last_funding_ms, before[1])
             self._funding[symbol] = (rate, next_ms)
-        for key in [k for k in self._fundings if k[1] < now - FUNDINGS_KEPT_MS]:
-            del self._fundings[key]
+        if funding:
+            self._next_due_ms = min(next_ms for _, next_ms in self._funding.values())
+            for key in [k for k in self._fundings if k[1] < now - FUNDINGS_KEPT_MS]:
+                del self._fundings[key]
         if self._on_update is not None:
             self._on_update()
 
@@ -53,10 +59,13 @@ class MarkPrices:
         """(symbol, time, rate, mark) of every funding after `since_ms` until now: those seen to take place,
         and those whose advertised time has come though the stream has not moved on yet."""
         now = self._clock.now_ms()
-        events = {key: value for key, value in self._fundings.items() if key[1] > since_ms}
-        for symbol, (rate, next_ms) in self._funding.items():
-            if since_ms < next_ms <= now and (symbol, next_ms) not in events and symbol in self._marks:
-                events[(symbol, next_ms)] = (rate, self._marks[symbol])
+        events = {}
+        if since_ms < self._last_funding_ms:
+            events = {key: value for key, value in self._fundings.items() if key[1] > since_ms}
+        if self._next_due_ms <= now:
+            for symbol, (rate, next_ms) in self._funding.items():
+                if since_ms < next_ms <= now and (symbol, next_ms) not in events and symbol in self._marks:
+                    events[(symbol, next_ms)] = (rate, self._marks[symbol])
         return [(symbol, at, rate, mark) for (symbol, at), (rate, mark) in sorted(events.items())]
 
     def known(self) -> dict[str, Decimal]:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from bot.core.model import ZERO, EquityBase, Intent, LeadChange, Leg, Skip
 from bot.store.settlement import SettlementBook
@@ -180,6 +181,19 @@ class IntentRow:
     error: str | None
 
 
+_FOLLOWER_SELECT = (
+    "SELECT name, state, investment, reserve, start_equity, last_seq, activated_ms, bootstrapped, state_reason,"
+    " config_hash, pending_increase, number, episode, closing_to FROM followers"
+)
+
+
+def _follower_row(r: tuple[Any, ...]) -> FollowerRow:
+    return FollowerRow(
+        r[0], r[1], Decimal(r[2]), Decimal(r[3]), Decimal(r[4]), r[5], r[6], bool(r[7]), r[8], r[9], Decimal(r[10]),
+        r[11], r[12], r[13],
+    )  # fmt: skip
+
+
 def _d(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
@@ -210,17 +224,23 @@ class Store:
                 db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         self.epoch: str = self._db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
         self.settlement = SettlementBook(self)  # the settlement tables, on this connection
+        # What every lead change reads for every follower, kept from the last read and written through by this
+        # class's own methods (the only writer of these tables): a fan-out reads no row twice.
+        self._rows: dict[str, FollowerRow] = {}
+        self._positions: dict[str, dict[str, Decimal]] = {}
+        self._fills: dict[str, tuple[int, list[tuple[int, str, Decimal, Decimal, int]]]] = {}  # (floor, tail)
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
-    def transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def transaction(self, durable: bool = False, changes: str | None = None) -> Iterator[sqlite3.Connection]:
         """One state change. `durable` commits are fsynced (synchronous=FULL): those that precede an action on
         an exchange (intents, close-outs, settlements). The others (outcomes, progress, snapshots) use
         synchronous=NORMAL: safe against a crash of the process, and since the WAL is sequential, the next
         durable commit makes them durable too; what a power cut could drop is re-derived (an intent still
-        pending is looked up by its client order id)."""
+        pending is looked up by its client order id). `changes`: the follower whose row or positions it writes
+        (their kept copies are dropped, whether it commits or not)."""
         if durable != self._durable:
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._durable = durable
@@ -230,7 +250,11 @@ class Store:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            if changes is not None:
+                self._changed(changes)
 
     # -- meta -------------------------------------------------------------------------------------
 
@@ -326,33 +350,25 @@ class Store:
     # -- followers --------------------------------------------------------------------------------
 
     def follower(self, name: str) -> FollowerRow | None:
-        row = self._db.execute(
-            "SELECT name, state, investment, reserve, start_equity, last_seq, activated_ms, bootstrapped,"
-            " state_reason, config_hash, pending_increase, number, episode, closing_to FROM followers WHERE name=?",
-            (name,),
-        ).fetchone()
+        cached = self._rows.get(name)
+        if cached is not None:
+            return cached
+        row = self._db.execute(_FOLLOWER_SELECT + " WHERE name=?", (name,)).fetchone()
         if row is None:
             return None
-        return FollowerRow(
-            row[0],
-            row[1],
-            Decimal(row[2]),
-            Decimal(row[3]),
-            Decimal(row[4]),
-            row[5],
-            row[6],
-            bool(row[7]),
-            row[8],
-            row[9],
-            Decimal(row[10]),
-            row[11],
-            row[12],
-            row[13],
-        )
+        self._rows[name] = found = _follower_row(row)
+        return found
+
+    def _changed(self, name: str) -> None:
+        """A write to the follower's row or positions: the next read goes to the database."""
+        self._rows.pop(name, None)
+        self._positions.pop(name, None)
 
     def followers(self) -> list[FollowerRow]:
-        names = [r[0] for r in self._db.execute("SELECT name FROM followers ORDER BY rowid")]
-        return [row for n in names if (row := self.follower(n)) is not None]
+        """Every follower's row, in one query (kept for the reads after it)."""
+        rows = [_follower_row(r) for r in self._db.execute(_FOLLOWER_SELECT + " ORDER BY rowid")]
+        self._rows.update((row.name, row) for row in rows)
+        return rows
 
     def activate_follower(
         self,
@@ -367,7 +383,7 @@ class Store:
         progress from the latest lead change, and the lead's positions at that very point, which are what
         `copy_existing` copies (or, when false, the symbols left alone until the lead is flat in them)."""
         reserve = max(ZERO, account_equity - investment)
-        with self.transaction(durable=True) as db:
+        with self.transaction(durable=True, changes=name) as db:
             last_seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM lead_changes").fetchone()[0]
             lead = [(s, a) for s, a in db.execute("SELECT symbol, amount FROM lead_positions") if Decimal(a) != 0]
             self._ensure_row(db, name, investment, config_hash, now_ms)
@@ -407,7 +423,7 @@ class Store:
 
     def register_waiting(self, name: str, investment: Decimal, config_hash: str, now_ms: int) -> None:
         """A follower waiting for capacity (or a configuration change after a stop): recorded, not copying."""
-        with self.transaction() as db:
+        with self.transaction(changes=name) as db:
             self._ensure_row(db, name, investment, config_hash, now_ms)
             db.execute(
                 "UPDATE followers SET state='pending_capacity', investment=?, config_hash=? WHERE name=?",
@@ -415,7 +431,7 @@ class Store:
             )
 
     def set_config_hash(self, name: str, config_hash: str) -> None:
-        with self.transaction() as db:
+        with self.transaction(changes=name) as db:
             db.execute("UPDATE followers SET config_hash=? WHERE name=?", (config_hash, name))
 
     def begin_close_out(self, name: str, final_state: str, reason: str, now_ms: int) -> list[IntentRow]:
@@ -423,7 +439,7 @@ class Store:
         and every intent not yet final is abandoned (never sent again: the close-out reads the account and
         closes what is there). One durable transaction; returns the intents abandoned."""
         abandoned = self.unresolved_intents(name)
-        with self.transaction(durable=True) as db:
+        with self.transaction(durable=True, changes=name) as db:
             db.execute(
                 "UPDATE followers SET state='closing', closing_to=?, state_reason=? WHERE name=?",
                 (final_state, reason, name),
@@ -438,7 +454,7 @@ class Store:
     def finish_close_out(self, name: str, account_equity: Decimal, now_ms: int) -> FollowerRow:
         """The account is flat: the follower takes its final state and its episode ends with the copy equity
         of this moment (its settlement E_end)."""
-        with self.transaction(durable=True) as db:
+        with self.transaction(durable=True, changes=name) as db:
             episode, reserve = db.execute("SELECT episode, reserve FROM followers WHERE name=?", (name,)).fetchone()
             db.execute(
                 "UPDATE followers SET state=closing_to, closing_to='', ended_ms=? WHERE name=? AND state='closing'",
@@ -456,7 +472,7 @@ class Store:
     def end_unmanaged(self, name: str, reason: str, now_ms: int) -> None:
         """A follower removed while the daemon was down: ended, its episode closed without a final equity
         (its keys are gone), so that its settlement is reported as unreachable."""
-        with self.transaction() as db:
+        with self.transaction(changes=name) as db:
             db.execute(
                 "UPDATE followers SET state='ended', closing_to='', state_reason=?, ended_ms=? WHERE name=?",
                 (reason, now_ms, name),
@@ -465,7 +481,7 @@ class Store:
 
     def set_email(self, name: str, email: str) -> None:
         """Kept for settlement transfers owed to a follower after it leaves the configuration."""
-        with self.transaction() as db:
+        with self.transaction(changes=name) as db:
             db.execute("UPDATE followers SET email=? WHERE name=? AND email != ?", (email, name, email))
 
     def email(self, name: str) -> str:
@@ -477,7 +493,7 @@ class Store:
     ) -> Decimal:
         """Applies an investment change: the reserve moves the other way, the change is a flow, and a decrease's
         releasing orders are journaled with it. Returns the flow (+ top-up, − withdrawal)."""
-        with self.transaction(durable=True) as db:
+        with self.transaction(durable=True, changes=name) as db:
             old = Decimal(db.execute("SELECT investment FROM followers WHERE name=?", (name,)).fetchone()[0])
             flow = new_investment - old
             db.execute(
@@ -495,7 +511,7 @@ class Store:
         return flow
 
     def set_pending_increase(self, name: str, amount: Decimal) -> None:
-        with self.transaction() as db:
+        with self.transaction(changes=name) as db:
             db.execute("UPDATE followers SET pending_increase=? WHERE name=?", (str(amount), name))
 
     def flows(self, name: str) -> list[tuple[Decimal, str]]:
@@ -508,15 +524,15 @@ class Store:
         return {s: Decimal(a) for s, a in rows}
 
     def set_follower_state(self, name: str, state: str, reason: str = "") -> None:
-        with self.transaction() as db:
+        with self.transaction(changes=name) as db:
             db.execute("UPDATE followers SET state=?, state_reason=? WHERE name=?", (state, reason, name))
 
     def mark_bootstrapped(self, name: str) -> None:
-        with self.transaction() as db:
+        with self.transaction(changes=name) as db:
             db.execute("UPDATE followers SET bootstrapped=1 WHERE name=?", (name,))
 
     def advance(self, name: str, seq: int, unignore: str | None = None) -> None:
-        with self.transaction() as db:
+        with self.transaction(changes=name) as db:
             db.execute("UPDATE followers SET last_seq=? WHERE name=? AND last_seq < ?", (seq, name, seq))
             if unignore is not None:
                 db.execute("DELETE FROM follower_ignored WHERE follower=? AND symbol=?", (name, unignore))
@@ -525,8 +541,12 @@ class Store:
         return {r[0] for r in self._db.execute("SELECT symbol FROM follower_ignored WHERE follower=?", (name,))}
 
     def follower_positions(self, name: str) -> dict[str, Decimal]:
-        rows = self._db.execute("SELECT symbol, amount FROM follower_positions WHERE follower=?", (name,))
-        return {s: Decimal(a) for s, a in rows if Decimal(a) != 0}
+        """The follower's expected positions (what its own fills add up to), not flat ones."""
+        cached = self._positions.get(name)
+        if cached is None:
+            rows = self._db.execute("SELECT symbol, amount FROM follower_positions WHERE follower=?", (name,))
+            self._positions[name] = cached = {s: Decimal(a) for s, a in rows if Decimal(a) != 0}
+        return dict(cached)
 
     def leverage_set(self, name: str, symbol: str) -> Decimal | None:
         row = self._db.execute(
@@ -661,7 +681,7 @@ class Store:
         On spot a fee charged in the asset bought (`fee_base`) is not in the holding: the position moves by the
         fill less it."""
         signed = filled if row.intent.side == "buy" else -filled
-        with self.transaction() as db:
+        with self.transaction(changes=row.follower) as db:
             current_status = db.execute("SELECT status FROM intents WHERE id=?", (row.id,)).fetchone()
             if current_status is None or current_status[0] not in OPEN_STATUSES:
                 return  # already final: an outcome is applied once
@@ -671,7 +691,7 @@ class Store:
                 (status, order_id, str(filled), None if avg_price is None else str(avg_price), now_ms, row.id),
             )
             if filled:
-                db.execute(
+                fill = db.execute(
                     "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         row.follower,
@@ -685,6 +705,9 @@ class Store:
                         str(fee_quote),
                     ),
                 )
+                kept = self._fills.get(row.follower)
+                if kept is not None and fill.lastrowid is not None:
+                    kept[1].append((fill.lastrowid, row.intent.symbol, signed, avg_price or ZERO, now_ms))
             if filled and update_position:
                 current = db.execute(
                     "SELECT amount FROM follower_positions WHERE follower=? AND symbol=?",
@@ -703,12 +726,21 @@ class Store:
         return int(row[0])
 
     def fills_since(self, follower: str, after: int) -> list[tuple[str, Decimal, Decimal, int]]:
-        """(symbol, signed quantity, price, recorded ms) of the follower's fills journaled after position `after`."""
-        rows = self._db.execute(
-            "SELECT symbol, signed_qty, price, recorded_ms FROM fills WHERE follower=? AND rowid > ? ORDER BY rowid",
-            (follower, after),
-        )
-        return [(s, Decimal(q), Decimal(p), int(t)) for s, q, p, t in rows]
+        """(symbol, signed quantity, price, recorded ms) of the follower's fills journaled after position `after`.
+        The copy equity estimate asks this on every lead change, always from its last account read: the fills
+        since are kept (and appended to by `record_outcome`), those before it dropped."""
+        kept = self._fills.get(follower)
+        if kept is None or after < kept[0]:
+            rows = self._db.execute(
+                "SELECT rowid, symbol, signed_qty, price, recorded_ms FROM fills WHERE follower=? AND rowid > ?"
+                " ORDER BY rowid",
+                (follower, after),
+            )
+            kept = (after, [(int(i), s, Decimal(q), Decimal(p), int(t)) for i, s, q, p, t in rows])
+        elif after > kept[0]:
+            kept = (after, [f for f in kept[1] if f[0] > after])
+        self._fills[follower] = kept
+        return [(s, q, p, t) for _, s, q, p, t in kept[1]]
 
     def traded_symbols(self, follower: str) -> set[str]:
         """Every market the follower has a fill in."""
@@ -736,7 +768,7 @@ class Store:
             )
 
     def set_follower_position(self, follower: str, symbol: str, amount: Decimal) -> None:
-        with self.transaction() as db:
+        with self.transaction(changes=follower) as db:
             db.execute(
                 "INSERT INTO follower_positions VALUES (?, ?, ?) ON CONFLICT(follower, symbol)"
                 " DO UPDATE SET amount=excluded.amount",

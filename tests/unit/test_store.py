@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from decimal import Decimal
 from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.core.model import Intent, Leg
 from bot.store.db import Store
@@ -63,3 +68,68 @@ def test_spot_fills_keep_fees_a_holding_is_net_of_the_fee_in_the_asset_bought(tm
     assert store.cash_flows_since("f", 0) == D("-99.5") + D("74.5") - D("0.0745")
     assert store.cash_flows_since("f", mark) == D("74.5") - D("0.0745")
     assert store.spot_reserve("f") == {"ETH": D("0.5")}
+
+
+WRITES = [
+    "fill_buy", "fill_sell", "advance", "state", "closing", "finish", "investment", "position", "activate",
+    "bootstrapped", "failed", "waiting",
+]  # fmt: skip
+
+
+def _fresh_view(path: Path, name: str) -> tuple[object, dict[str, Decimal], list[tuple[str, Decimal, Decimal, int]]]:
+    other = Store(path)  # nothing kept: every answer from the database
+    try:
+        return other.follower(name), other.follower_positions(name), other.fills_since(name, 0)
+    finally:
+        other.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.sampled_from(WRITES), min_size=1, max_size=14))
+def test_the_rows_a_fan_out_reads_are_kept_exactly_as_the_database_has_them(tmp_path: Path, steps: list[str]) -> None:
+    """The store keeps each follower's row, positions and fills since the last read: after any sequence of its
+    own writes (a failed one included), what it answers is what a store reading the file afresh answers."""
+    path = tmp_path / f"{uuid.uuid4().hex}.sqlite3"
+    store = Store(path)
+    store.activate_follower("f", D(1000), D(1200), copy_existing=True, now_ms=1)
+    for seq, step in enumerate(steps, start=1):
+        store.follower("f"), store.follower_positions("f"), store.fills_since("f", 0)  # read, so kept
+        _write(store, step, seq)
+        assert (store.follower("f"), store.follower_positions("f"), store.fills_since("f", 0)) == _fresh_view(
+            path, "f"
+        ), step
+        since = store.last_fill("f")
+        assert store.fills_since("f", since) == []
+    store.close()
+
+
+def _write(store: Store, step: str, seq: int) -> None:
+    if step in ("fill_buy", "fill_sell"):
+        side = "buy" if step == "fill_buy" else "sell"
+        intent = Intent(Leg.OPEN, "ETHUSDT", side, D("0.1"), False)
+        store.record_plans([("f", "c", 1000 + seq, [(intent, f"cb-{seq}")], (), seq)])
+        (row,) = store.intents_of("f", "c", 1000 + seq)
+        store.record_outcome(row, "filled", f"o{seq}", D("0.1"), D(3000) + seq, seq)
+    elif step == "advance":
+        store.advance("f", seq)
+    elif step == "state":
+        store.set_follower_state("f", "active", f"r{seq}")
+    elif step == "closing":
+        store.begin_close_out("f", "ended", "test", seq)
+    elif step == "finish":
+        store.finish_close_out("f", D(1100), seq)
+    elif step == "investment":
+        store.change_investment("f", D(900) + seq, "i", seq, [], seq)
+    elif step == "position":
+        store.set_follower_position("f", "BTCUSDT", D(seq) / 100)
+    elif step == "activate":
+        store.activate_follower("f", D(1000), D(1300), copy_existing=False, now_ms=seq)
+    elif step == "bootstrapped":
+        store.mark_bootstrapped("f")
+    elif step == "waiting":
+        store.register_waiting("f", D(800), "hash", seq)
+    elif step == "failed":  # a write that fails half-way leaves nothing behind, kept copies included
+        with contextlib.suppress(RuntimeError), store.transaction(changes="f") as db:
+            db.execute("UPDATE followers SET state='ended' WHERE name='f'")
+            db.execute("UPDATE follower_positions SET amount='7' WHERE follower='f'")
+            raise RuntimeError("half-way")
