@@ -6,11 +6,12 @@ Each caller still waits until its own plan is durable before it sends anything.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.core.model import Intent, Skip
-from bot.store.db import PlanTuple, Store
+from bot.store.db import IntentRow, PlanTuple, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,28 +33,38 @@ class PlanJournal:
     def __init__(self, store: Store, log: Any = None) -> None:
         self.store = store
         self.log = log
-        self.commits = 0  # durable commits (each an fsync): ideally one per fan-out
-        self._pending: list[tuple[PlanRecord, asyncio.Future[None]]] = []
+        self.commits = 0  # durable commits (each an fsync)
+        self._pending: list[tuple[PlanRecord, asyncio.Future[list[IntentRow]]]] = []
 
-    async def record(self, plan: PlanRecord) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def record(self, plan: PlanRecord) -> list[IntentRow]:
+        """Durable with the plans of every other follower recording in this event-loop turn; its intent rows."""
+        future: asyncio.Future[list[IntentRow]] = asyncio.get_running_loop().create_future()
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
         self._pending.append((plan, future))
-        await future
+        return await future
+
+    def record_all(self, plans: Sequence[PlanRecord]) -> list[list[IntentRow]]:
+        """Several plans durable now, in one commit (a fan-out's chunk); each plan's intent rows."""
+        rows = self.store.record_plans([plan.as_tuple() for plan in plans])
+        self._committed(len(plans))
+        return rows
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         try:
-            self.store.record_plans([plan.as_tuple() for plan, _ in batch])
+            rows = self.store.record_plans([plan.as_tuple() for plan, _ in batch])
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        self.commits += 1
-        if self.log is not None:  # how well commits group: the copy-path benchmark counts these per fan-out
-            self.log.debug("plans_journaled", plans=len(batch), commits=self.commits)
-        for _, future in batch:
+        self._committed(len(batch))
+        for (_, future), plan_rows in zip(batch, rows, strict=True):
             if not future.done():
-                future.set_result(None)
+                future.set_result(plan_rows)
+
+    def _committed(self, plans: int) -> None:
+        self.commits += 1
+        if self.log is not None:
+            self.log.debug("plans_journaled", plans=plans, commits=self.commits)

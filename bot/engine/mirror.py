@@ -63,6 +63,22 @@ class FollowerMirror:
         self.closeout = self._closeout()
         self._base: EquityBase | None = store.equity_base(self.name)  # kept across restarts
         self.end_request: tuple[str, str] | None = None  # (state, reason): close out and stop, in the worker
+        self.busy = False  # claimed by its worker's step or by a fan-out: one thing at a time per follower
+
+    def claim(self) -> bool:
+        """Takes the follower for a worker step or a fan-out; False when the other has it."""
+        if self.busy:
+            return False
+        self.busy = True
+        return True
+
+    def unclaim(self) -> None:
+        self.busy = False
+
+    @property
+    def estimating(self) -> bool:
+        """Its copy equity can be estimated with no request (an account read is in hand)."""
+        return self._base is not None
 
     def _order_config(self) -> OrderConfig:
         return OrderConfig(self.config.max_leverage)
@@ -134,7 +150,7 @@ class FollowerMirror:
             self.settings.max_slippage_pct,
         )
 
-    def _wanted(self, symbol: str) -> bool:
+    def copies(self, symbol: str) -> bool:
         return symbol in self.markets and (not self.settings.symbols or symbol in self.settings.symbols)
 
     # -- the main step ----------------------------------------------------------------------------
@@ -166,13 +182,13 @@ class FollowerMirror:
             # the plan's symbol read fresh first: the stop loss sees the very equity the plan is sized on
             await self.prices.for_plan(stored.change.symbol, stored.detected_ms)
             copy_equity = await self.copy_equity()
-            if self._stop_loss_hit(copy_equity):
+            if self.stop_loss_hit(copy_equity):
                 break
             await self.copy(stored, copy_equity)
             copied += 1
         return copied
 
-    async def _plan(self, stored: StoredChange, copy_equity: Decimal, marks: Mapping[str, Decimal]) -> Plan:
+    async def plan(self, stored: StoredChange, copy_equity: Decimal, marks: Mapping[str, Decimal]) -> Plan:
         """One lead change's plan for this follower (SPEC 3)."""
         change = stored.change
         return plan_change(change, stored.lead_equity, self._view(copy_equity), self.markets[change.symbol], marks)
@@ -185,7 +201,7 @@ class FollowerMirror:
 
     async def _bootstrap(self, episode: int) -> None:
         if self.settings.copy_existing and not self.store.has_plan(self.name, BOOTSTRAP, episode):
-            lead = {s: q for s, q in self.store.bootstrap_positions(self.name).items() if self._wanted(s)}
+            lead = {s: q for s, q in self.store.bootstrap_positions(self.name).items() if self.copies(s)}
             if lead:
                 equity = self.store.equity("lead")
                 lead_equity = equity[0] if equity else ZERO
@@ -200,17 +216,20 @@ class FollowerMirror:
     async def copy(self, stored: StoredChange, copy_equity: Decimal) -> None:
         """Plans (once) and executes one lead change, sized on `copy_equity`."""
         change = stored.change
-        symbol = change.symbol
-        unignore = None
-        if symbol in self.store.ignored(self.name):
-            unignore = symbol if change.now == 0 else None  # copying resumes once the lead is flat there
-        elif self._wanted(symbol):
+        ignored = change.symbol in self.store.ignored(self.name)
+        if not ignored and self.copies(change.symbol):
             if not self.store.has_plan(self.name, COPY, change.seq):
-                marks = await self.prices.for_plan(symbol, stored.detected_ms)
-                plan = await self._plan(stored, copy_equity, marks)
+                marks = await self.prices.for_plan(change.symbol, stored.detected_ms)
+                plan = await self.plan(stored, copy_equity, marks)
                 await self.orders.journal_plan(COPY, change.seq, plan)
             await self.orders.execute(COPY, change.seq)
-        self.store.advance(self.name, change.seq, unignore=unignore)
+        self.advance(stored, ignored)
+
+    def advance(self, stored: StoredChange, ignored: bool) -> None:
+        """The change is copied (or not for this follower): progress. Copying a symbol it ignores resumes once
+        the lead is flat there."""
+        change = stored.change
+        self.store.advance(self.name, change.seq, unignore=change.symbol if ignored and change.now == 0 else None)
 
     # -- lifecycle: stop loss and investment decreases --------------------------------------------
 
@@ -272,9 +291,9 @@ class FollowerMirror:
         On the copy equity estimated from the last REST read, the streamed mark prices and the follower's own
         fills since, with no request (SPEC 12); the account is read again by each reconciliation. Before each
         plan, `catch_up` checks it with the equity the plan is sized on."""
-        return self._stop_loss_hit(await self.copy_equity())
+        return self.stop_loss_hit(await self.copy_equity())
 
-    def _stop_loss_hit(self, copy_equity: Decimal) -> bool:
+    def stop_loss_hit(self, copy_equity: Decimal) -> bool:
         row = self.store.follower(self.name)
         if row is None or row.state != "active":
             return False

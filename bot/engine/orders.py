@@ -64,23 +64,35 @@ class OrderSender:
         assert row is not None and row.number > 0, f"{self.name} has no follower number"
         return row.number
 
-    async def journal_plan(self, kind: str, seq: int, plan: Plan) -> None:
-        """Makes a plan durable (group commit with the other followers planning now) before anything is sent."""
+    def record_of(self, kind: str, seq: int, plan: Plan) -> PlanRecord:
+        """A plan as it is journaled: each intent with its client order id."""
         number = self.number
         intents = [(i, client_order_id(self.store.epoch, number, kind, seq, idx)) for idx, i in enumerate(plan.intents)]
-        record = PlanRecord(self.name, kind, seq, intents, tuple(plan.skips), self.clock.now_ms())
+        return PlanRecord(self.name, kind, seq, intents, tuple(plan.skips), self.clock.now_ms())
+
+    async def journal_plan(self, kind: str, seq: int, plan: Plan) -> None:
+        """Makes a plan durable (group commit with the other followers planning now) before anything is sent."""
+        record = self.record_of(kind, seq, plan)
         if self.journal is not None:
-            await self.journal.record(record)
+            rows = await self.journal.record(record)
         else:
-            self.store.record_plans([record.as_tuple()])
-        self._sent_fresh.update(r.id for r in self.store.intents_of(self.name, kind, seq))
+            (rows,) = self.store.record_plans([record.as_tuple()])
+        self.journaled(record, plan, rows)
+
+    def journaled(self, record: PlanRecord, plan: Plan, rows: list[IntentRow]) -> None:
+        """A plan is durable: its intents may be sent at once (no lookup first), its skips and clips logged."""
+        self._sent_fresh.update(r.id for r in rows)
         for skip in plan.skips:
-            self.log.info(skip.event, symbol=skip.symbol, lead_change=seq, kind=kind, **skip.detail)
+            self.log.info(skip.event, symbol=skip.symbol, lead_change=record.seq, kind=record.kind, **skip.detail)
         for clip in plan.clipped:
-            self.log.info(plan.clip_event, lead_change=seq, **clip)
+            self.log.info(plan.clip_event, lead_change=record.seq, **clip)
 
     async def execute(self, kind: str, seq: int) -> None:
-        for row in self.store.intents_of(self.name, kind, seq):
+        await self.send(self.store.intents_of(self.name, kind, seq))
+
+    async def send(self, rows: list[IntentRow]) -> None:
+        """Drives a plan's intents (as journaled, or as last read) to final states, one after the other."""
+        for row in rows:
             if row.status in OPEN_STATUSES:
                 await self.drive(row)
 

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from bot import logs
 from bot.engine.clock import Clock, SystemClock
+from bot.engine.fanout import FanOut
 from bot.engine.journal import PlanJournal
 from bot.engine.kinds import KINDS
 from bot.engine.lead import LeadPoller, LeadStream
@@ -78,7 +79,9 @@ class Runtime:
         self.exit_code = EXIT_OK
         self._wakes: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._fan_out_task: asyncio.Task[None] | None = None
         self._polled = asyncio.Event()
+        self._lead_changed = asyncio.Event()
         self._reload = asyncio.Event()
         self.mirrors: dict[str, FollowerMirror] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -201,6 +204,7 @@ class Runtime:
         prices_from = self.venues[lead.name if lead and not lead_gone else self.settings.followers[0].name]
         self.prices = MarkPrices(prices_from, self.clock, on_update=self._on_change)  # stop losses on every mark
         self.journal = PlanJournal(store, self.log)
+        self.fanout = FanOut(store, self.journal, self.log)
         self.lifecycle = Lifecycle(store, protection_of(self.settings.protection), self.clock, self.log)
         for follower in self.settings.followers:
             self._add_mirror(follower, store)
@@ -232,7 +236,7 @@ class Runtime:
             self.prices,
             self.clock,
             self.log,
-            self._on_change,
+            self._lead_changed.set,
             self.settings.bot.poll_interval_s,
             on_poll=self._polled.set,
             auth_grace_s=self.settings.bot.lead_auth_grace_s,
@@ -259,6 +263,7 @@ class Runtime:
         self._spawn(self._settle_loop(), "settlement")
         if self.kind.assumes_fee_rate:
             self._spawn(self._commission_rates(), "commission-rates")
+        self._fan_out_task = self._spawn(self._fan_out(store, store.last_seq()), "fan-out")
         self._spawn(poller.run(self.stopping), "lead")
         self._mark_stream(lead)
         self._stream(lead, poller)
@@ -378,6 +383,24 @@ class Runtime:
         for wake in self._wakes.values():
             wake.set()
 
+    async def _fan_out(self, store: Store, copied: int) -> None:
+        """Each lead change recorded after `copied` (the last one at start: those before are the workers' to
+        catch up), copied to every follower ready for it at once; the others' workers are woken to copy it."""
+        while not self.stopping.is_set():
+            await self._lead_changed.wait()
+            self._lead_changed.clear()
+            for stored in store.changes_after(copied):
+                if self.stopping.is_set():
+                    return
+                held = self.fanout.ready(stored, list(self.mirrors.values()))
+                for name in self.mirrors.keys() - {m.name for m in held}:
+                    self._wakes[name].set()  # the followers not held catch up in their workers, at once
+                try:
+                    await self.fanout.copy(stored, held, self.stopping)
+                finally:
+                    self.fanout.release(held)
+                copied = stored.change.seq
+
     async def _worker(self, mirror: FollowerMirror, store: Store) -> None:
         """One follower's loop: one slow or failing follower never holds up the others."""
         wake = self._wakes[mirror.name]
@@ -385,8 +408,16 @@ class Runtime:
         backoff = 1.0
         while not self.stopping.is_set():
             wake.clear()
+            if not mirror.claim():  # a fan-out has it: the next wake, or the poll interval, comes back
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=self.settings.bot.poll_interval_s)
+                continue
             try:
-                if await self._step(mirror, store, next_reconcile):
+                try:
+                    reconciled = await self._step(mirror, store, next_reconcile)
+                finally:
+                    mirror.unclaim()
+                if reconciled:
                     next_reconcile = self.clock.now_ms() + int(self.reconcile_interval_s * 1000)
                 row = store.follower(mirror.name)
                 if row is not None and row.state == "ended" and mirror.end_request is not None:
@@ -550,9 +581,11 @@ class Runtime:
         )
 
     async def _stop_workers(self) -> None:
-        for task in self._workers.values():
+        """Every follower's worker and the fan-out stop where they are (as a crash would: a restart resumes)."""
+        tasks = [*self._workers.values(), *([self._fan_out_task] if self._fan_out_task else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._workers.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 

@@ -119,7 +119,7 @@ class SpotMirror(FollowerMirror):
         holdings = self.store.follower_positions(self.name)
         return SpotFollowerView(self.name, self._copy_usdt(), holdings, self.settings.max_slippage_pct)
 
-    async def _plan(self, stored: StoredChange, copy_equity: Decimal, marks: Mapping[str, Decimal]) -> Plan:
+    async def plan(self, stored: StoredChange, copy_equity: Decimal, marks: Mapping[str, Decimal]) -> Plan:
         change = stored.change
         return plan_spot_change(change, stored.lead_equity, self._spot_view(), self.markets[change.symbol], marks)
 

@@ -90,6 +90,8 @@ CREATE TABLE IF NOT EXISTS equity (
 CREATE TABLE IF NOT EXISTS equity_bases (
     follower TEXT PRIMARY KEY, account_equity TEXT NOT NULL, positions TEXT NOT NULL, marks TEXT NOT NULL,
     last_fill INTEGER NOT NULL, read_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS intents_open ON intents (follower) WHERE status IN ('pending','unknown','working');
+CREATE INDEX IF NOT EXISTS plans_by_change ON plans (kind, seq);
 """
 
 # version 1 -> 2: follower numbers (ids unique by construction), activation episodes, the reserve after each
@@ -537,6 +539,10 @@ class Store:
             if unignore is not None:
                 db.execute("DELETE FROM follower_ignored WHERE follower=? AND symbol=?", (name, unignore))
 
+    def ignoring(self, symbol: str) -> set[str]:
+        """The followers that leave `symbol` alone until the lead is flat in it (one query for a fan-out)."""
+        return {r[0] for r in self._db.execute("SELECT follower FROM follower_ignored WHERE symbol=?", (symbol,))}
+
     def ignored(self, name: str) -> set[str]:
         return {r[0] for r in self._db.execute("SELECT symbol FROM follower_ignored WHERE follower=?", (name,))}
 
@@ -572,12 +578,20 @@ class Store:
             is not None
         )
 
-    def record_plans(self, plans: list[PlanTuple]) -> None:
+    def planned(self, kind: str, seq: int) -> set[str]:
+        """The followers with a plan of this kind and number (one query for a fan-out)."""
+        return {r[0] for r in self._db.execute("SELECT follower FROM plans WHERE kind=? AND seq=?", (kind, seq))}
+
+    def followers_with_open_intents(self) -> set[str]:
+        """The followers with an intent not final yet (one query for a fan-out)."""
+        query = "SELECT DISTINCT follower FROM intents WHERE status IN ('pending','unknown','working')"
+        return {r[0] for r in self._db.execute(query)}
+
+    def record_plans(self, plans: list[PlanTuple]) -> list[list[IntentRow]]:
         """Plans (intents with their client order ids, and skips) before anything is sent: several followers'
-        in one durable commit (group commit: one fsync for a whole fan-out)."""
+        in one durable commit (group commit: one fsync for a whole fan-out). Returns each plan's intent rows."""
         with self.transaction(durable=True) as db:
-            for follower, kind, seq, intents, skips, now_ms in plans:
-                self._insert_plan(db, follower, kind, seq, intents, skips, now_ms)
+            return [self._insert_plan(db, *plan) for plan in plans]
 
     @staticmethod
     def _insert_plan(
@@ -588,10 +602,11 @@ class Store:
         intents: list[tuple[Intent, str]],
         skips: Iterable[Skip],
         now_ms: int,
-    ) -> None:
+    ) -> list[IntentRow]:
         db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (follower, kind, seq, now_ms))
+        rows = []
         for idx, (intent, cid) in enumerate(intents):
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO intents (follower, kind, seq, idx, leg, symbol, side, qty, reduce_only,"
                 " client_order_id, status, created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
                 (
@@ -609,10 +624,14 @@ class Store:
                     now_ms,
                 ),
             )
+            assert cur.lastrowid is not None
+            pending = IntentRow(cur.lastrowid, follower, kind, seq, idx, intent, cid, "pending", None, ZERO, None, None)
+            rows.append(pending)
         db.executemany(
             "INSERT INTO skips (follower, kind, seq, event, symbol, detail, recorded_ms) VALUES (?,?,?,?,?,?,?)",
             [(follower, kind, seq, s.event, s.symbol, json.dumps(s.detail), now_ms) for s in skips],
         )
+        return rows
 
     def _intent_rows(self, where: str, args: tuple[object, ...]) -> list[IntentRow]:
         query = _INTENT_SELECT + where + " ORDER BY id"  # `where` is always one of this module's literals

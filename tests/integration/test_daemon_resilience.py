@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -159,3 +161,26 @@ async def test_a_second_daemon_on_the_same_state_refuses_to_start(tmp_path: Path
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.2")}})
         assert await first.stop() == 0
         assert await client_ids_are_unique(paper, "f1") == 1
+
+
+async def test_killed_between_two_chunks_of_a_fan_out_each_follower_is_copied_once(tmp_path: Path) -> None:
+    """Twelve followers: a fan-out journals and sends its first chunk (8 plans), then the daemon dies (SIGKILL at
+    the crash point after that chunk) before the others have a plan. The restart looks the first chunk's orders up
+    by client order id (their answers were still on their way) and copies the rest: one order per follower."""
+    followers = {f"f{i:02d}": str(1000 + 100 * i) for i in range(12)}  # 2 ETH x r: exact on ETH's step
+    async with running_paper(paper_accounts("10000", followers)) as paper:
+        config, env = write_config(tmp_path, paper.url, {n: {"investment": int(u)} for n, u in followers.items()})
+        await slow_orders(paper, followers, delay_s=0.3, count=5)  # the first chunk's answers still out
+        daemon = await start_daemon(config, {**env, "COPYBOT_CRASH_AT": "fan_out_chunk"})
+        await paper.client("lead").create_order(ETH, "market", "buy", 2)
+        assert await asyncio.wait_for(daemon.proc.wait(), 60) == -signal.SIGKILL
+        await daemon.kill()
+        with contextlib.closing(sqlite3.connect(tmp_path / "state" / "copybot.sqlite3")) as db:
+            planned = {name for (name,) in db.execute("SELECT follower FROM plans WHERE kind = 'c'")}
+        assert 0 < len(planned) < len(followers), planned  # killed between two chunks: some planned, not all
+        restarted = await start_daemon(config, env)
+        expected = {n: {"ETHUSDT": D(2) * D(u) / D(10000)} for n, u in followers.items()}
+        await wait_positions(paper, expected, timeout=60)
+        assert await restarted.stop() == 0
+        for name in followers:
+            assert await client_ids_are_unique(paper, name) == 1, name

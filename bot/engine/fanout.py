@@ -1,0 +1,138 @@
+"""A lead change copied to every follower ready for it at once (SPEC 3, 4), pipelined: plans are made and made
+durable in chunks, and each chunk's orders are on their way to the exchange while the next chunk is planned.
+
+The rules are the worker's: an intent is durable before its order leaves, the stop loss is checked with the
+equity the plan is sized on, a follower's changes are copied in order. A follower that is not ready (busy in
+its worker, behind, with an order still unresolved, without an account read yet) is left to its own worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core.model import Plan
+from bot.engine.crash import FAN_OUT_CHUNK, crash_point
+from bot.engine.journal import PlanJournal, PlanRecord
+from bot.engine.mirror import FollowerMirror
+from bot.engine.orders import COPY, OpensHalted
+from bot.store.db import IntentRow, Store, StoredChange
+from bot.venue.errors import VenueError
+
+FIRST_CHUNK = 8  # the first orders leave after this many plans and one fsync; each next chunk is twice as big
+
+
+def chunks(items: Sequence[FollowerMirror], first: int = FIRST_CHUNK) -> Iterator[Sequence[FollowerMirror]]:
+    """8, 16, 32, ...: the first orders leave early, and a fan-out of N followers makes about log2(N/8) fsyncs."""
+    start, size = 0, first
+    while start < len(items):
+        yield items[start : start + size]
+        start, size = start + size, size * 2
+
+
+@dataclass(slots=True)
+class _Planned:
+    mirror: FollowerMirror
+    record: PlanRecord
+    plan: Plan
+
+
+class FanOut:
+    def __init__(self, store: Store, journal: PlanJournal, log: Any, first_chunk: int = FIRST_CHUNK) -> None:
+        self.store = store
+        self.journal = journal
+        self.log = log
+        self.first_chunk = first_chunk
+
+    def ready(self, stored: StoredChange, mirrors: Iterable[FollowerMirror]) -> list[FollowerMirror]:
+        """The followers this fan-out copies `stored` to, held (their workers wait) until `release`: active,
+        copied up to the change before, nothing unresolved, an account read in hand, not busy. What every
+        follower needs is read in a few statements for all, not per follower."""
+        seq = stored.change.seq
+        rows = {row.name: row for row in self.store.followers()}
+        unresolved = self.store.followers_with_open_intents()
+        planned = self.store.planned(COPY, seq)
+        held = []
+        for mirror in mirrors:
+            row = rows.get(mirror.name)
+            if (
+                row is None
+                or row.state != "active"
+                or not row.bootstrapped
+                or row.last_seq != seq - 1
+                or mirror.name in unresolved
+                or mirror.name in planned
+                or not mirror.estimating
+                or mirror.end_request is not None
+                or not mirror.claim()
+            ):
+                continue
+            held.append(mirror)
+        return held
+
+    @staticmethod
+    def release(mirrors: Iterable[FollowerMirror]) -> None:
+        for mirror in mirrors:
+            mirror.unclaim()
+
+    async def copy(self, stored: StoredChange, mirrors: Sequence[FollowerMirror], stopping: asyncio.Event) -> None:
+        """Plans, journals and sends one lead change for the followers held by `ready`, chunk by chunk."""
+        started = time.perf_counter()
+        change = stored.change
+        ignoring = self.store.ignoring(change.symbol)
+        marks = None
+        sends: list[asyncio.Task[None]] = []
+        commits = orders = 0
+        for chunk in chunks(mirrors, self.first_chunk):
+            if stopping.is_set():
+                break  # the rest stay at the change before: their workers copy it after a restart
+            planned = []
+            for mirror in chunk:
+                ignored = mirror.name in ignoring
+                if ignored or not mirror.copies(change.symbol):
+                    mirror.advance(stored, ignored)
+                    continue
+                if marks is None:  # the plan's symbol read fresh once, for every follower
+                    marks = await mirror.prices.for_plan(change.symbol, stored.detected_ms)
+                copy_equity = await mirror.copy_equity()
+                if mirror.stop_loss_hit(copy_equity):
+                    continue  # closing now: its worker runs the close-out
+                plan = await mirror.plan(stored, copy_equity, marks)
+                planned.append(_Planned(mirror, mirror.orders.record_of(COPY, change.seq, plan), plan))
+            if not planned:
+                continue
+            rows = self.journal.record_all([p.record for p in planned])
+            commits += 1
+            for p, intents in zip(planned, rows, strict=True):
+                p.mirror.orders.journaled(p.record, p.plan, intents)
+                orders += len(intents)
+                sends.append(asyncio.create_task(self._send(p.mirror, stored, intents)))
+            await asyncio.sleep(0)  # this chunk's orders leave before the next chunk is planned
+            crash_point(FAN_OUT_CHUNK)
+        failures = [r for r in await asyncio.gather(*sends, return_exceptions=True) if isinstance(r, BaseException)]
+        self.log.info(
+            "lead_change_copied",
+            lead_change=change.seq,
+            followers=len(mirrors),
+            orders=orders,
+            plan_commits=commits,
+            fan_out_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        if failures:
+            raise failures[0]
+
+    @staticmethod
+    async def _send(mirror: FollowerMirror, stored: StoredChange, intents: list[IntentRow]) -> None:
+        """One follower's orders for the change, then its progress. A failure leaves the intents for its worker
+        to resolve (looked up by client order id first), as a crash would."""
+        try:
+            await mirror.orders.send(intents)
+        except OpensHalted:
+            return  # a close-out was requested meanwhile: it abandons what is left
+        except VenueError as exc:
+            mirror.log.error("follower_sync_failed", error=str(exc), lead_change=stored.change.seq)
+            return
+        mirror.advance(stored, False)
