@@ -4,7 +4,7 @@ memory with many followers, and the cost of one Smart Sync decision.
 The paper exchange and the daemon each run in their own process (`bot paper-exchange`, `bot run`); the
 figures come from the daemon's own JSON log timestamps (ms) and the exchange's fill times.
 
-    python bench/copy_path.py [--followers 1,10,100,500] [--spot-followers 100] [--changes 20]
+    python bench/copy_path.py [--followers 1,10,100,500] [--spot-followers 100] [--changes 20] [--runs 3]
 
 Prints one table and writes bench/results/copy_path.json.
 """
@@ -170,7 +170,20 @@ class Setup:
         )
         assert self.exchange.stdout is not None
         self.url = json.loads(await self.exchange.stdout.readline())["url"]
+        await self._start_daemon()
+        self.startup_s = self.started_s
+        if self.lead_source == "stream":
+            await self.wait_for(lambda: any(e.get("event") == "stream_connected" for e in self.events), 30)
+        self.rss_mb = rss_mb(self.daemon.pid)
+        build = build_binance_spot if self.market == "spot" else build_binanceusdm
+        self.lead = build(self.url, "lead-key-bench", "lead-secret-bench")
+        await self.lead.load_markets()
+        return self
+
+    async def _start_daemon(self) -> None:
+        """`bot run` on this setup's configuration and state; `started_s`: until it is ready to copy."""
         config, env = self.config(self.url)
+        self.events = []
         started = time.perf_counter()
         self.daemon = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -188,14 +201,15 @@ class Setup:
         self.reader = asyncio.create_task(self._read())
         # a first activation reads each follower's account (weight 5): paced by the request budget
         await self.wait_for(lambda: any(e.get("event") == "daemon_started" for e in self.events), 900)
-        self.startup_s = time.perf_counter() - started
-        if self.lead_source == "stream":
-            await self.wait_for(lambda: any(e.get("event") == "stream_connected" for e in self.events), 30)
-        self.rss_mb = rss_mb(self.daemon.pid)
-        build = build_binance_spot if self.market == "spot" else build_binanceusdm
-        self.lead = build(self.url, "lead-key-bench", "lead-secret-bench")
-        await self.lead.load_markets()
-        return self
+        self.started_s = time.perf_counter() - started
+
+    async def restart(self) -> float:
+        """SIGTERM, then a start on the same state: every follower is active already. Seconds until ready."""
+        self.daemon.terminate()
+        await self.daemon.wait()
+        await self.reader
+        await self._start_daemon()
+        return self.started_s
 
     async def _read(self) -> None:
         assert self.daemon.stdout is not None
@@ -280,29 +294,36 @@ async def bare(url: str, names: list[str], rounds: int, market: str = "futures")
 async def fanout(n: int, changes: int, market: str = "futures") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         async with Setup(n, "stream", Path(tmp), market=market) as setup:
-            samples, commits = [], []
+            samples, commits, by_fan_out = [], [], []
             cpu_before = cpu_s(setup.daemon.pid)
             for i in range(changes):
                 filled_before = len(setup.named("follower_order_filled"))
-                journaled_before = len(setup.named("plans_journaled"))
+                copied_before = len(setup.named("lead_change_copied"))
                 _, event = await setup.lead_change("buy" if i % 2 == 0 else "sell")
                 target = filled_before + n
                 await setup.wait_for(lambda t=target: len(setup.named("follower_order_filled")) >= t, 120)
+                await setup.wait_for(lambda c=copied_before: len(setup.named("lead_change_copied")) > c, 120)
                 fills = setup.named("follower_order_filled")[filled_before : filled_before + n]
                 samples.append(max(ms_of(f["ts"]) for f in fills) - ms_of(event["ts"]))
-                commits.append(len(setup.named("plans_journaled")) - journaled_before)  # fsyncs of its plans
+                copied = setup.named("lead_change_copied")[copied_before]
+                commits.append(int(copied["plan_commits"]))  # one fsync each
+                by_fan_out.append(int(copied["followers"]))  # the rest were copied by their own workers
                 await asyncio.sleep(0.2)
             cpu = cpu_s(setup.daemon.pid) - cpu_before  # the fan-outs' and the pauses' (idle: little)
+            fan_ms = percentiles(samples, 2)
             result: dict[str, Any] = {
-                "fanout_ms": percentiles(samples, 2),
+                "fanout_ms": fan_ms,
                 "plan_commits_per_fanout": {"p50": sorted(commits)[len(commits) // 2], "max": max(commits)},
+                "followers_by_fan_out_min": min(by_fan_out),
                 "cpu_ms_per_order": round(cpu * 1000 / (changes * n), 3),
                 "startup_s": round(setup.startup_s, 2),
                 "rss_mb": setup.rss_mb,
                 "rss_per_follower_mb": round(setup.rss_mb / n, 3),
             }
-            result["bare_ms"] = await bare(setup.url, setup.names, max(3, changes), market)
-            result["ratio_p50"] = round(result["fanout_ms"]["p50"] / max(result["bare_ms"]["p50"], 0.01), 2)
+            bare_ms = result["bare_ms"] = await bare(setup.url, setup.names, max(3, changes), market)
+            result["ratio_p50"] = round(fan_ms["p50"] / max(bare_ms["p50"], 0.01), 2)
+            result["ratio_p99"] = round(fan_ms["p99"] / max(bare_ms["p50"], 0.01), 2)
+            result["restart_s"] = round(await setup.restart(), 2)
             return result
 
 
@@ -321,14 +342,17 @@ async def main() -> int:
     parser.add_argument("--followers", default="1,10,100,500")
     parser.add_argument("--spot-followers", default="100", help="spot fan-outs (empty: none)")
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=1, help="runs of each fan-out size (each its own processes)")
     args = parser.parse_args()
     results: dict[str, Any] = {"core": core_cost()}
     results["detection_poll_ms"] = await detection("poll", args.changes)
     results["detection_stream_ms"] = await detection("stream", args.changes)
-    for n in [int(x) for x in args.followers.split(",")]:
-        results[f"fanout_{n}"] = await fanout(n, max(5, args.changes // 4) if n >= 100 else args.changes // 2)
-    for n in [int(x) for x in args.spot_followers.split(",") if x]:
-        results[f"fanout_spot_{n}"] = await fanout(n, max(5, args.changes // 4), "spot")
+    sizes = [("futures", int(x)) for x in args.followers.split(",") if x]
+    sizes += [("spot", int(x)) for x in args.spot_followers.split(",") if x]
+    for market, n in sizes:
+        changes = max(5, args.changes // 4) if n >= 100 else args.changes // 2
+        key = f"fanout_{n}" if market == "futures" else f"fanout_spot_{n}"
+        results[key] = [await fanout(n, changes, market) for _ in range(args.runs)]
     print(f"machine: {machine()}")
     print(f"{'benchmark':<28} {'p50':>10} {'p99':>10} {'n':>4}  notes")
     print(f"{'smart sync decision':<28} {results['core']['us_per_decision']:>9}µs {'':>10} {'':>4}")
@@ -338,15 +362,17 @@ async def main() -> int:
             f"{key.replace('_ms', ''):<28} {row['p50']:>8}ms {row['p99']:>8}ms {row['n']:>4}  lead fill -> "
             "lead_position_changed"
         )
-    for key, row in results.items():
-        if key.startswith("fanout_"):
+    for key, runs in results.items():
+        if not key.startswith("fanout_"):
+            continue
+        for i, row in enumerate(runs, start=1):
             f, b = row["fanout_ms"], row["bare_ms"]
             c = row["plan_commits_per_fanout"]
             print(
-                f"{key:<28} {f['p50']:>8}ms {f['p99']:>8}ms {f['n']:>4}  bare p50 {b['p50']}ms p99 {b['p99']}ms, "
-                f"ratio {row['ratio_p50']}x, plan commits/fan-out {c['p50']} (max {c['max']}), "
-                f"CPU {row['cpu_ms_per_order']}ms/order, start-up {row['startup_s']}s, RSS {row['rss_mb']}MB "
-                f"({row['rss_per_follower_mb']}MB/follower)"
+                f"{key + f' run {i}':<28} {f['p50']:>8}ms {f['p99']:>8}ms {f['n']:>4}  bare p50 {b['p50']}ms, "
+                f"ratio p50 {row['ratio_p50']}x p99 {row['ratio_p99']}x, syncs/fan-out {c['p50']} (max {c['max']}), "
+                f"CPU {row['cpu_ms_per_order']}ms/order, start-up {row['startup_s']}s, restart {row['restart_s']}s, "
+                f"RSS {row['rss_mb']}MB"
             )
     print(f"written: {write_results('copy_path', results)}")
     return 0

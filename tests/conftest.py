@@ -12,6 +12,19 @@ ETH = "ETH/USDT:USDT"
 SOL = "SOL/USDT:USDT"
 
 
+def market_order(cid: str, qty: str = "0.01", **extra: str) -> dict[str, str]:
+    """The parameters of a new ETHUSDT market buy as the venue sends them (POST order)."""
+    return {
+        "symbol": "ETHUSDT",
+        "side": "BUY",
+        "type": "MARKET",
+        "quantity": qty,
+        "newClientOrderId": cid,
+        "newOrderRespType": "RESULT",
+        **extra,
+    }
+
+
 @pytest.fixture
 async def paper() -> AsyncIterator[Paper]:
     async with running_paper() as running:

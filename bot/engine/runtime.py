@@ -368,6 +368,7 @@ class Runtime:
         """Stops taking lead changes; lets in-flight orders finish within the grace period."""
         for wake in self._wakes.values():
             wake.set()
+        self._lead_changed.set()  # the fan-out sees the stop at once
         tasks = list(self._tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=self.settings.bot.shutdown_grace_s)

@@ -700,44 +700,57 @@ class Store:
         On spot a fee charged in the asset bought (`fee_base`) is not in the holding: the position moves by the
         fill less it."""
         signed = filled if row.intent.side == "buy" else -filled
-        with self.transaction(changes=row.follower) as db:
-            current_status = db.execute("SELECT status FROM intents WHERE id=?", (row.id,)).fetchone()
-            if current_status is None or current_status[0] not in OPEN_STATUSES:
-                return  # already final: an outcome is applied once
-            db.execute(
+        symbol = row.intent.symbol
+        fill_id: int | None = None
+        amount: Decimal | None = None
+        with self.transaction() as db:
+            updated = db.execute(
                 "UPDATE intents SET status=?, order_id=?, filled=?, avg_price=?, error=NULL, updated_ms=?"
                 " WHERE id=? AND status IN ('pending','unknown','working')",
                 (status, order_id, str(filled), None if avg_price is None else str(avg_price), now_ms, row.id),
-            )
+            ).rowcount
+            if not updated:
+                return  # already final: an outcome is applied once
             if filled:
-                fill = db.execute(
+                fill_id = db.execute(
                     "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         row.follower,
                         row.client_order_id,
                         order_id,
-                        row.intent.symbol,
+                        symbol,
                         str(signed),
                         str(avg_price or 0),
                         now_ms,
                         str(fee_base),
                         str(fee_quote),
                     ),
-                )
-                kept = self._fills.get(row.follower)
-                if kept is not None and fill.lastrowid is not None:
-                    kept[1].append((fill.lastrowid, row.intent.symbol, signed, avg_price or ZERO, now_ms))
+                ).lastrowid
             if filled and update_position:
-                current = db.execute(
-                    "SELECT amount FROM follower_positions WHERE follower=? AND symbol=?",
-                    (row.follower, row.intent.symbol),
-                ).fetchone()
-                amount = (Decimal(current[0]) if current else ZERO) + signed - fee_base
+                held = self._positions.get(row.follower)  # every position not flat, when kept
+                if held is not None:
+                    current = held.get(symbol, ZERO)
+                else:
+                    found = db.execute(
+                        "SELECT amount FROM follower_positions WHERE follower=? AND symbol=?", (row.follower, symbol)
+                    ).fetchone()
+                    current = Decimal(found[0]) if found else ZERO
+                amount = current + signed - fee_base
                 db.execute(
                     "INSERT INTO follower_positions VALUES (?, ?, ?) ON CONFLICT(follower, symbol)"
                     " DO UPDATE SET amount=excluded.amount",
-                    (row.follower, row.intent.symbol, str(amount)),
+                    (row.follower, symbol, str(amount)),
                 )
+        # committed: the kept copies follow (written through, not read again)
+        kept = self._fills.get(row.follower)
+        if fill_id is not None and kept is not None:
+            kept[1].append((fill_id, symbol, signed, avg_price or ZERO, now_ms))
+        held = self._positions.get(row.follower)
+        if amount is not None and held is not None:
+            if amount:
+                held[symbol] = amount
+            else:
+                held.pop(symbol, None)
 
     def last_fill(self, follower: str) -> int:
         """The position of the follower's latest fill in the journal (0: none yet)."""

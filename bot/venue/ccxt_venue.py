@@ -21,6 +21,7 @@ from bot.venue.budget import Priority, RequestBudget
 from bot.venue.errors import Fatal, NotFound, RateLimited, Rejected, Temporary, UnknownOutcome, VenueError
 from bot.venue.http import SharedHttp
 from bot.venue.retry import read_with_retry
+from bot.venue.signer import OrderSigner
 
 T = TypeVar("T")
 
@@ -171,6 +172,8 @@ class AccountVenue:
     """One account: every request counted on its host's budget first; reads retried with backoff, writes
     throttled and never retried here."""
 
+    ORDER_API = "fapiPrivate"  # ccxt's API of POST order (spot: `private`)
+
     def __init__(
         self,
         name: str,
@@ -182,6 +185,8 @@ class AccountVenue:
         self.name = name
         self.client = client
         self._throttle = Throttler(rate_limit=orders_per_second, period=1.0)
+        # new orders signed as ccxt signs them, without its generic request path (see `signer`)
+        self._signer = OrderSigner(client, self.ORDER_API) if OrderSigner.usable(client) else None
         self.budget = budget
         self.priority = priority  # of this account's reads (the lead's come before followers')
         self.exchange_info_weight = WEIGHT_EXCHANGE_INFO
@@ -320,8 +325,13 @@ class AccountVenue:
         if reduce_only:
             request["reduceOnly"] = "true"
         async with self._throttle:
-            raw = await self._call(lambda: self.client.fapiPrivatePostOrder(request), writing=True)
+            raw = await self._call(lambda: self._post_order(request), writing=True)
         return self._result(raw)
+
+    def _post_order(self, request: dict[str, Any]) -> Awaitable[Any]:
+        if self._signer is not None:
+            return self._signer.post(request)
+        return getattr(self.client, f"{self.ORDER_API}PostOrder")(request)  # type: ignore[no-any-return]
 
     async def lookup(self, market_id: str, cid: str) -> OrderResult | None:
         """The order with this client order id, or None once the exchange confirms there is none."""

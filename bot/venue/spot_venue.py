@@ -79,6 +79,7 @@ class SpotVenue(AccountVenue):
     """One spot account. Holdings are keyed by market id (`BTCUSDT`), as positions are on futures."""
 
     pairs: dict[str, SpotPair]
+    ORDER_API = "private"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("orders_per_second", SPOT_ORDERS_PER_SECOND)
@@ -213,7 +214,7 @@ class SpotVenue(AccountVenue):
             "newOrderRespType": "FULL",
         }
         async with self._throttle:
-            raw = await self._call(lambda: self.client.privatePostOrder(request), writing=True)
+            raw = await self._call(lambda: self._post_order(request), writing=True)
         return self._spot_result(raw)
 
     async def lookup(self, market_id: str, cid: str) -> OrderResult | None:

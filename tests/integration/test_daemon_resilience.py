@@ -184,3 +184,15 @@ async def test_killed_between_two_chunks_of_a_fan_out_each_follower_is_copied_on
         assert await restarted.stop() == 0
         for name in followers:
             assert await client_ids_are_unique(paper, name) == 1, name
+
+
+async def test_sigterm_when_idle_ends_every_task_by_itself_none_is_cancelled(tmp_path: Path) -> None:
+    """Every task watches the stop: none waits out the grace period to be cancelled (a fan-out waiting for the
+    next lead change once did, and every stop took the whole `shutdown_grace_s`)."""
+    async with running_paper(paper_accounts("10000", {"f1": "1000"})) as paper:
+        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}}, bot={"shutdown_grace_s": 60})
+        daemon = await start_daemon(config, env)
+        await paper.client("lead").create_order(ETH, "market", "buy", 1)
+        await wait_positions(paper, {"f1": {"ETHUSDT": D("0.1")}})
+        assert await daemon.stop(timeout=50) == 0
+        assert daemon.named("daemon_stopped") and not daemon.named("shutdown_task_cancelled")
