@@ -150,7 +150,11 @@ class Runtime:
 
     async def _startup(self, store: Store, skip: str | None = None) -> dict[str, Any] | None:
         """Loads markets once, then makes sure every account answers (but `skip`: a lead whose key failed for
-        good, whose followers only have their close-outs left); None if any does not."""
+        good, whose followers only have their close-outs left); None if any does not. A follower already active
+        in the state is not checked here: a restart of 500 of them would wait ~20 s for their paced checks
+        before copying anything; its first reconciliation pass reads its account, and a key that fails from
+        then on fails that follower alone (`follower_account_failed`), as one that stops working later does."""
+        running = {row.name for row in store.followers() if row.state == "active"}
         for account in self.settings.accounts():
             self._venue(account)
         if self.settings.treasury is not None:
@@ -170,7 +174,7 @@ class Runtime:
                         self.taker_rate = await venue.taker_rate(market_id)
                     else:
                         await venue.check_access(market_id)  # the key answers; fees come with each fill
-                else:
+                elif venue.name not in running:
                     await venue.check_access(market_id)  # weight 1, not an account read (5) per follower
             except VenueError as exc:
                 self.log.error("startup_account_unreachable", account=venue.name, error=str(exc))

@@ -196,3 +196,22 @@ async def test_sigterm_when_idle_ends_every_task_by_itself_none_is_cancelled(tmp
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.1")}})
         assert await daemon.stop(timeout=50) == 0
         assert daemon.named("daemon_stopped") and not daemon.named("shutdown_task_cancelled")
+
+
+async def test_a_key_revoked_while_down_fails_its_follower_alone_at_the_restart(tmp_path: Path) -> None:
+    """A restart checks no key of a follower already active (500 of them would wait for their paced checks before
+    anything is copied): the daemon starts, the follower whose key was revoked meanwhile fails alone at its first
+    account read, the others copy."""
+    async with running_paper(paper_accounts("10000", {"f1": "1000", "f2": "1000"})) as paper:
+        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}, "f2": {"investment": 1000}})
+        first = await start_daemon(config, env)
+        await first.wait_event("follower_activated", count=2)
+        assert await first.stop() == 0
+        await paper.control("POST", "/accounts/f2/key", {"enabled": False})
+        restarted = await start_daemon(config, env)
+        assert not restarted.named("startup_account_unreachable")
+        (failed, *_) = await restarted.wait_event("follower_account_failed")
+        assert failed["follower"] == "f2"
+        await paper.client("lead").create_order(ETH, "market", "buy", 1)
+        await wait_positions(paper, {"f1": {"ETHUSDT": D("0.1")}, "f2": {}})
+        assert await restarted.stop() == 0
