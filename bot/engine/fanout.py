@@ -9,12 +9,12 @@ its worker, behind, with an order still unresolved, without an account read yet)
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.core.model import Plan
+from bot.engine.clock import Clock
 from bot.engine.crash import FAN_OUT_CHUNK, crash_point
 from bot.engine.journal import PlanJournal, PlanRecord
 from bot.engine.mirror import FollowerMirror
@@ -22,10 +22,11 @@ from bot.engine.orders import COPY, OpensHalted
 from bot.store.db import IntentRow, Store, StoredChange
 from bot.venue.errors import VenueError
 
+T = TypeVar("T")
 FIRST_CHUNK = 8  # the first orders leave after this many plans and one fsync; each next chunk is twice as big
 
 
-def chunks(items: Sequence[FollowerMirror], first: int = FIRST_CHUNK) -> Iterator[Sequence[FollowerMirror]]:
+def chunks(items: Sequence[T], first: int = FIRST_CHUNK) -> Iterator[Sequence[T]]:
     """8, 16, 32, ...: the first orders leave early, and a fan-out of N followers makes about log2(N/8) fsyncs."""
     start, size = 0, first
     while start < len(items):
@@ -41,9 +42,12 @@ class _Planned:
 
 
 class FanOut:
-    def __init__(self, store: Store, journal: PlanJournal, log: Any, first_chunk: int = FIRST_CHUNK) -> None:
+    def __init__(
+        self, store: Store, journal: PlanJournal, clock: Clock, log: Any, first_chunk: int = FIRST_CHUNK
+    ) -> None:
         self.store = store
         self.journal = journal
+        self.clock = clock
         self.log = log
         self.first_chunk = first_chunk
 
@@ -80,7 +84,7 @@ class FanOut:
 
     async def copy(self, stored: StoredChange, mirrors: Sequence[FollowerMirror], stopping: asyncio.Event) -> None:
         """Plans, journals and sends one lead change for the followers held by `ready`, chunk by chunk."""
-        started = time.perf_counter()
+        started = self.clock.now_ms()
         change = stored.change
         ignoring = self.store.ignoring(change.symbol)
         marks = None
@@ -119,7 +123,7 @@ class FanOut:
             followers=len(mirrors),
             orders=orders,
             plan_commits=commits,
-            fan_out_ms=round((time.perf_counter() - started) * 1000, 1),
+            fan_out_ms=self.clock.now_ms() - started,
         )
         if failures:
             raise failures[0]

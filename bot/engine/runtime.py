@@ -208,7 +208,7 @@ class Runtime:
         prices_from = self.venues[lead.name if lead and not lead_gone else self.settings.followers[0].name]
         self.prices = MarkPrices(prices_from, self.clock, on_update=self._on_change)  # stop losses on every mark
         self.journal = PlanJournal(store, self.log)
-        self.fanout = FanOut(store, self.journal, self.log)
+        self.fanout = FanOut(store, self.journal, self.clock, self.log)
         self.lifecycle = Lifecycle(store, protection_of(self.settings.protection), self.clock, self.log)
         for follower in self.settings.followers:
             self._add_mirror(follower, store)
