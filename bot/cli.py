@@ -111,10 +111,10 @@ def _paper_exchange(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     if args.market == "spot":
-        from bot.paper.spot_demo import run_spot_demo
+        from bot.demo.spot import run_spot_demo
 
         return asyncio.run(run_spot_demo(args.seconds, args.state_dir, args.seed))
-    from bot.paper.demo import run_demo
+    from bot.demo.futures import run_demo
 
     return asyncio.run(run_demo(args.seconds, args.state_dir, args.seed))
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import gc
 import json
 import signal
 from collections.abc import Coroutine, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from bot import logs
 from bot.engine.clock import Clock, SystemClock
@@ -26,6 +25,7 @@ from bot.engine.prices import MarkPrices
 from bot.engine.settle import Settler
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
+from bot.store.state_dir import lock_state, open_state
 from bot.venue.budget import Budgets, Priority, paced_interval, pass_spacing_s
 from bot.venue.ccxt_venue import AccountVenue, build_client, host_of
 from bot.venue.errors import Fatal, VenueError
@@ -42,22 +42,6 @@ EXIT_TASK_FAILED = 4  # a task died of an unexpected error: crash-only, a superv
 # settings a running daemon cannot take on SIGHUP (its clients, state and loops are built from them)
 RESTART_ONLY = ("bot", "settlement", "treasury")
 ACCOUNT_FIELDS = ("exchange", "environment", "api_url", "api_key_env", "api_secret_env", "credentials")
-
-
-def lock_state(settings: Settings) -> TextIO | None:
-    """An exclusive lock on the state directory: two daemons on one state could send the same intent twice."""
-    settings.bot.state_dir.mkdir(parents=True, exist_ok=True)
-    handle = (settings.bot.state_dir / "copybot.lock").open("a")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    return handle
-
-
-def state_db(settings: Settings) -> Store:
-    return Store(settings.bot.state_dir / "copybot.sqlite3")
 
 
 class Runtime:
@@ -117,7 +101,7 @@ class Runtime:
         self._reload.set()
 
     async def run(self) -> int:
-        lock = lock_state(self.settings)
+        lock = lock_state(self.settings.bot.state_dir)
         if lock is None:
             self.log.error(
                 "state_locked",
@@ -125,7 +109,7 @@ class Runtime:
                 reason="another bot process is running with this state directory",
             )
             return EXIT_UNREACHABLE
-        store = state_db(self.settings)
+        store = open_state(self.settings.bot.state_dir)
         self.venues: dict[str, AccountVenue] = {}
         self.budgets = Budgets(self.settings.bot.max_weight_share, self.log)
         self.http = SharedHttp()

@@ -11,10 +11,10 @@ from bot import logs
 from bot.core.cycles import parse_cycle_id
 from bot.engine.clock import SystemClock
 from bot.engine.kinds import KINDS
-from bot.engine.runtime import lock_state, state_db
 from bot.engine.settle import Settler
 from bot.settings import Settings
 from bot.store.db import Store
+from bot.store.state_dir import lock_state, open_state
 from bot.venue.budget import Budgets, Priority
 from bot.venue.ccxt_venue import AccountVenue, build_client, host_of
 from bot.venue.errors import VenueError
@@ -37,8 +37,8 @@ async def settle_command(settings: Settings, cycle_id: str | None, retry: bool =
         if wanted.end > now:
             print(f"bot settle: cycle {wanted.id} is not over until {wanted.end.isoformat()}", file=sys.stderr)
             return EXIT_BAD_CYCLE
-    lock = lock_state(settings)
-    store = state_db(settings)
+    lock = lock_state(settings.bot.state_dir)
+    store = open_state(settings.bot.state_dir)
     try:
         if lock is None:
             print("the daemon is running with this state and settles on its own; rewriting reports from the store")

@@ -9,6 +9,7 @@ from bot.core.model import ZERO
 from bot.core.risk import Protection, capacity, lead_eligible, stop_loss_threshold, utilization
 from bot.settings import Settings
 from bot.store.db import Store
+from bot.store.state_dir import db_path
 
 
 def _ago(ms: int) -> str:
@@ -121,7 +122,7 @@ def table(rows: list[dict[str, str]]) -> str:
 
 
 def render_status(settings: Settings) -> str:
-    path = settings.bot.state_dir / "copybot.sqlite3"
+    path = db_path(settings.bot.state_dir)
     if not path.exists():
         return f"no state at {path}: the daemon has not run with this configuration yet"
     store = Store(path)

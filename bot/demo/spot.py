@@ -13,8 +13,8 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
+from bot.demo.futures import Story, demo_accounts, demo_settings, play, until_next_cycle
 from bot.engine.runtime import Runtime
-from bot.paper.demo import Story, demo_accounts, demo_settings, play, until_next_cycle
 from bot.paper.server import PaperExchange
 from bot.settings import BotSettings, FollowerSettings, Settings
 from bot.venue.binance_compat import build_binance_spot

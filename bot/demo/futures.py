@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from bot import logs
 from bot.core.cycles import short_cycle_of
-from bot.engine.runtime import Runtime, state_db
+from bot.engine.runtime import Runtime
 from bot.paper.server import PaperConfig, PaperExchange
 from bot.reports.status import follower_rows, lead_line, table
 from bot.settings import (
@@ -33,6 +33,7 @@ from bot.settings import (
     Settings,
     SettlementSettings,
 )
+from bot.store.state_dir import DB_FILE, db_path, open_state
 from bot.venue.binance_compat import build_binanceusdm
 
 # carol is small: some opens fall below the minimums; bob has a tight stop loss that a price shock hits;
@@ -147,7 +148,7 @@ async def scripted_lead(client: Any, seed: int, stop: asyncio.Event, say: Any) -
 def _fresh_state(state_dir: Path) -> Path:
     """The demo's paper exchange starts empty, so its state starts empty too. Returns the log path."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    for stale in state_dir.glob("copybot.sqlite3*"):
+    for stale in state_dir.glob(f"{DB_FILE}*"):
         stale.unlink()
     return state_dir / "bot.log"
 
@@ -317,7 +318,7 @@ async def play(story: Story, seconds: float, state_dir: Path, seed: int) -> int:
             code = await daemon
             await lead.close()
             await exchange.stop()
-    store = state_db(settings)
+    store = open_state(settings.bot.state_dir)
     try:
         print()
         print(lead_line(store, settings))
@@ -330,7 +331,7 @@ async def play(story: Story, seconds: float, state_dir: Path, seed: int) -> int:
     for line in story.epilogue:
         print(line)
     print(f"logs (JSON lines): {log_path}")
-    print(f"state (SQLite):    {state_dir / 'copybot.sqlite3'}")
+    print(f"state (SQLite):    {db_path(state_dir)}")
     if shutil.which("bot"):
         print(f"status again:      bot status --config <a config with state_dir = {state_dir}>")
     return code
