@@ -55,6 +55,44 @@ def sign(value: Decimal | Fraction) -> int:
     return (value > 0) - (value < 0)
 
 
+class FollowerState(StrEnum):
+    """A follower's state, as the store keeps it (SPEC 6, 9)."""
+
+    PENDING_CAPACITY = "pending_capacity"  # waiting for the lead's capacity (or for a new configuration)
+    ACTIVE = "active"  # copying
+    CLOSING = "closing"  # closing out until flat; then the state it was closing to
+    STOPPED_LOSS = "stopped_loss"  # its total stop loss hit
+    ENDED = "ended"  # removed, or the lead gone
+    CONFIG_ERROR = "config_error"  # its configuration cannot run (an investment above its equity)
+
+
+class IntentStatus(StrEnum):
+    """Where an intent (one order of a plan) is, as the store keeps it (SPEC 4)."""
+
+    PENDING = "pending"  # journaled; may have been sent (a crash): looked up first unless this process planned it
+    UNKNOWN = "unknown"  # sent, no answer: looked up by client order id before it is ever sent again
+    WORKING = "working"  # the exchange holds it open (NEW, PARTIALLY_FILLED): looked at again until final
+    FILLED = "filled"
+    PARTIAL = "partial"  # final with part of its quantity
+    EXPIRED = "expired"  # final with nothing filled
+    REJECTED = "rejected"
+    ABANDONED = "abandoned"  # left by a close-out: never sent again
+
+
+OPEN_STATUSES = (IntentStatus.PENDING, IntentStatus.UNKNOWN, IntentStatus.WORKING)  # not final yet
+
+
+class PlanKind(StrEnum):
+    """What a plan is for: one letter, part of every client order id (`ids.py`)."""
+
+    COPY = "c"  # a lead change (seq: the lead change's number)
+    BOOTSTRAP = "b"  # copy_existing at an activation (seq: the activation episode)
+    RECONCILE = "r"  # reconciliation's corrections (seq: clock ms)
+    RELEASE = "i"  # an investment decrease (seq: clock ms)
+    STOP = "s"  # closing after the total stop loss (seq: clock ms)
+    END = "x"  # closing on removal or when the lead is gone (seq: clock ms)
+
+
 class Leg(StrEnum):
     OPEN = "open"
     REDUCE = "reduce"

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from bot import logs
 from bot.core.cycles import short_cycle_of
+from bot.core.model import FollowerState
 from bot.engine.runtime import Runtime
 from bot.paper.server import PaperConfig, PaperExchange
 from bot.reports.status import follower_rows, lead_line, table
@@ -198,7 +199,7 @@ async def price_shock(exchange: PaperExchange, lead: Any, runtime: Runtime, say:
     await move_price(exchange, lead, say, -pct.quantize(Decimal(1)), "price shock")
     while time.monotonic() < deadline + 20:
         row = runtime.settler.store.follower("bob") if hasattr(runtime, "settler") else None
-        if row is not None and row.state in ("closing", "stopped_loss"):
+        if row is not None and row.state in (FollowerState.CLOSING, FollowerState.STOPPED_LOSS):
             return
         await asyncio.sleep(0.2)
 

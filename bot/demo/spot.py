@@ -13,6 +13,7 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
+from bot.core.model import FollowerState
 from bot.demo.futures import Story, demo_accounts, demo_settings, play, until_next_cycle
 from bot.engine.runtime import Runtime
 from bot.paper.server import PaperExchange
@@ -110,7 +111,7 @@ async def price_fall(exchange: PaperExchange, runtime: Runtime, say: Any) -> str
     await move_price(exchange, market_id, -pct.quantize(Decimal(1)), "price fall", say)
     while time.monotonic() < deadline + 20:
         row = runtime.settler.store.follower("bob") if hasattr(runtime, "settler") else None
-        if row is not None and row.state in ("closing", "stopped_loss"):
+        if row is not None and row.state in (FollowerState.CLOSING, FollowerState.STOPPED_LOSS):
             break
         await asyncio.sleep(0.2)
     return market_id

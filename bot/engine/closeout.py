@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from bot.core.model import Intent, Leg, Market, Plan
-from bot.engine.orders import END, STOP, FollowerPart, OrderSender
+from bot.core.model import FollowerState, Intent, Leg, Market, Plan, PlanKind
+from bot.engine.orders import FollowerPart, OrderSender
 from bot.engine.reconcile import cancel_orders
 from bot.venue.ccxt_venue import AccountSnapshot
 
@@ -20,7 +20,7 @@ class CloseOut(FollowerPart):
         self._at_once = False  # begun in this process: the first round closes before it reads
         self._seq = 0
 
-    def begin(self, final_state: str, reason: str) -> None:
+    def begin(self, final_state: FollowerState, reason: str) -> None:
         """Durably: copying stops, every unfinished intent is abandoned (never sent), the follower is closing."""
         self.orders.opens_halted = True
         abandoned = self.store.begin_close_out(self.name, final_state, reason, self.clock.now_ms())
@@ -33,11 +33,11 @@ class CloseOut(FollowerPart):
             abandoned=[r.client_order_id for r in abandoned],
         )
 
-    async def _close(self, final_state: str, held: Mapping[str, Decimal]) -> None:
+    async def _close(self, final_state: FollowerState, held: Mapping[str, Decimal]) -> None:
         """Reduce-only market orders for `held` (what is more than the account holds is refused, never opened)."""
         if not held:
             return
-        kind = STOP if final_state == "stopped_loss" else END
+        kind = PlanKind.STOP if final_state == FollowerState.STOPPED_LOSS else PlanKind.END
         self._seq = seq = max(self.clock.now_ms(), self._seq + 1)
         closes = tuple(
             Intent(Leg.CLOSE, s, "sell" if q > 0 else "buy", abs(q), reduce_only=True) for s, q in sorted(held.items())
@@ -56,8 +56,9 @@ class CloseOut(FollowerPart):
         fills add up to before anything is read (SPEC 12: a stop loss's orders go out at once, never behind
         reads in the request budget); the reads that follow confirm, and the next rounds finish the rest."""
         row = self.store.follower(self.name)
-        if row is None or row.state != "closing":
+        if row is None or row.state != FollowerState.CLOSING:
             return True
+        assert row.closing_to is not None, "a closing follower knows the state it closes to"
         self.rounds += 1
         await self.orders.resolve_unfinished()
         if self._at_once:
@@ -77,7 +78,7 @@ class CloseOut(FollowerPart):
             return self._retry(row.closing_to, held)
         return self._finish(account.equity)
 
-    def _retry(self, final_state: str, remaining: Mapping[str, Decimal]) -> bool:
+    def _retry(self, final_state: FollowerState, remaining: Mapping[str, Decimal]) -> bool:
         """A round that left something open: logged, the next round tries again. False: not flat yet."""
         self.log.warning(
             "follower_close_retry",
@@ -91,7 +92,7 @@ class CloseOut(FollowerPart):
         """Flat: the follower takes its final state, its episode ending at `account_equity` (less the reserve)."""
         final = self.store.finish_close_out(self.name, account_equity, self.clock.now_ms())
         self.log.info(
-            "follower_ended" if final.state == "ended" else "follower_stopped",
+            "follower_ended" if final.state == FollowerState.ENDED else "follower_stopped",
             state=final.state,
             reason=final.state_reason,
             rounds=self.rounds,

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.core.model import Plan
+from bot.core.model import FollowerState, Plan, PlanKind
 from bot.engine.clock import Clock
 from bot.engine.crash import FAN_OUT_CHUNK, crash_point
 from bot.engine.journal import PlanJournal, PlanRecord
 from bot.engine.mirror import FollowerMirror
-from bot.engine.orders import COPY, OpensHalted
+from bot.engine.orders import OpensHalted
 from bot.store.db import IntentRow, Store, StoredChange
 from bot.venue.errors import VenueError
 
@@ -58,13 +58,13 @@ class FanOut:
         seq = stored.change.seq
         rows = {row.name: row for row in self.store.followers()}
         unresolved = self.store.followers_with_open_intents()
-        planned = self.store.planned(COPY, seq)
+        planned = self.store.planned(PlanKind.COPY, seq)
         held = []
         for mirror in mirrors:
             row = rows.get(mirror.name)
             if (
                 row is None
-                or row.state != "active"
+                or row.state != FollowerState.ACTIVE
                 or not row.bootstrapped
                 or row.last_seq != seq - 1
                 or mirror.name in unresolved
@@ -105,7 +105,7 @@ class FanOut:
                 if mirror.stop_loss_hit(copy_equity):
                     continue  # closing now: its worker runs the close-out
                 plan = await mirror.plan(stored, copy_equity, marks)
-                planned.append(_Planned(mirror, mirror.orders.record_of(COPY, change.seq, plan), plan))
+                planned.append(_Planned(mirror, mirror.orders.record_of(PlanKind.COPY, change.seq, plan), plan))
             if not planned:
                 continue
             rows = self.journal.record_all([p.record for p in planned])

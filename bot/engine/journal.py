@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.model import Intent, Skip
+from bot.core.model import Intent, PlanKind, Skip
 from bot.store.db import IntentRow, PlanTuple, Store
 
 
@@ -19,7 +19,7 @@ class PlanRecord:
     """One follower's plan as it is journaled: its intents with their client order ids, and its skips."""
 
     follower: str
-    kind: str
+    kind: PlanKind
     seq: int
     intents: list[tuple[Intent, str]]
     skips: tuple[Skip, ...]

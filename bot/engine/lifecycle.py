@@ -12,15 +12,14 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from bot.core.model import ZERO
+from bot.core.model import ZERO, FollowerState, PlanKind
 from bot.core.risk import Protection, admissions, capacity, lead_eligible, utilization
 from bot.engine.clock import Clock
 from bot.engine.mirror import FollowerMirror
-from bot.engine.orders import RELEASE
 from bot.settings import FollowerSettings, ProtectionSettings
 from bot.store.db import Store
 
-ENDED_STATES = ("stopped_loss", "ended", "config_error")
+ENDED_STATES = (FollowerState.STOPPED_LOSS, FollowerState.ENDED, FollowerState.CONFIG_ERROR)
 
 
 def protection_of(settings: ProtectionSettings) -> Protection:
@@ -52,15 +51,15 @@ class Lifecycle:
             digest = follower_hash(follower, lead_name)
             row = self.store.follower(follower.name)
             now = self.clock.now_ms()
-            if row is None or row.state == "pending_capacity":
+            if row is None or row.state == FollowerState.PENDING_CAPACITY:
                 self.store.register_waiting(follower.name, follower.investment, digest, now)
             elif row.state in ENDED_STATES:
                 if row.config_hash != digest:
                     self.log.info("follower_reconfigured", follower=follower.name, previous_state=row.state)
                     self.store.register_waiting(follower.name, follower.investment, digest, now)
-            elif row.state == "closing":
+            elif row.state == FollowerState.CLOSING:
                 continue  # its close-out finishes first; a changed configuration applies at the next reload
-            elif row.state == "active":
+            elif row.state == FollowerState.ACTIVE:
                 if follower.investment < row.investment:
                     self._decrease(mirrors[follower.name], row.investment, follower.investment)
                 self.store.set_pending_increase(follower.name, max(ZERO, follower.investment - row.investment))
@@ -70,7 +69,7 @@ class Lifecycle:
         """Positions are reduced by the same fraction as the investment, to release its funds (journaled)."""
         seq = self.clock.now_ms()
         intents = mirror.plan_release(Fraction(old - new) / Fraction(old), seq)
-        flow = self.store.change_investment(mirror.name, new, RELEASE, seq, intents, self.clock.now_ms())
+        flow = self.store.change_investment(mirror.name, new, PlanKind.RELEASE, seq, intents, self.clock.now_ms())
         self.log.info(
             "follower_investment_changed",
             follower=mirror.name,
@@ -87,14 +86,16 @@ class Lifecycle:
             return []
         lead_equity = known[0]
         rows = {r.name: r for r in self.store.followers()}
-        aum = sum((r.investment for r in rows.values() if r.state in ("active", "closing")), ZERO)
+        aum = sum(
+            (r.investment for r in rows.values() if r.state in (FollowerState.ACTIVE, FollowerState.CLOSING)), ZERO
+        )
         self._episodes(lead_equity, aum)
         candidates: list[tuple[str, Decimal, str]] = []
         for name in order:
             row = rows.get(name)
-            if row is not None and row.state == "pending_capacity":
+            if row is not None and row.state == FollowerState.PENDING_CAPACITY:
                 candidates.append((name, row.investment, "new"))
-            elif row is not None and row.state == "active" and row.pending_increase > 0:
+            elif row is not None and row.state == FollowerState.ACTIVE and row.pending_increase > 0:
                 candidates.append((name, row.pending_increase, "increase"))
         admitted = set(admissions(lead_equity, aum, [(n, a) for n, a, _ in candidates], self.protection))
         aum += sum((a for n, a, _ in candidates if n in admitted), ZERO)  # what the waiting ones are measured on
@@ -132,7 +133,9 @@ class Lifecycle:
             )
             self.store.set_pending_increase(name, ZERO)
             return
-        flow = self.store.change_investment(name, old + amount, RELEASE, self.clock.now_ms(), [], self.clock.now_ms())
+        flow = self.store.change_investment(
+            name, old + amount, PlanKind.RELEASE, self.clock.now_ms(), [], self.clock.now_ms()
+        )
         self.log.info(
             "follower_investment_changed", follower=name, investment=old + amount, flow=flow, releasing_orders=0
         )

@@ -12,12 +12,12 @@ from fractions import Fraction
 from typing import Any
 
 from bot.core.ids import client_order_id
-from bot.core.model import ZERO, EquityBase, FollowerView, Intent, Leg, Market, Plan
+from bot.core.model import ZERO, EquityBase, FollowerState, FollowerView, Intent, Leg, Market, Plan, PlanKind
 from bot.core.risk import estimated_copy_equity, stop_loss_hit, stop_loss_threshold
 from bot.core.sync import plan_bootstrap, plan_change
 from bot.engine.clock import Clock
 from bot.engine.closeout import CloseOut
-from bot.engine.orders import BOOTSTRAP, COPY, RELEASE, OrderConfig, OrderSender
+from bot.engine.orders import OrderConfig, OrderSender
 from bot.engine.prices import MarkPrices
 from bot.engine.reconcile import Reconciler
 from bot.settings import FollowerSettings
@@ -62,7 +62,7 @@ class FollowerMirror:
         self.reconciler = self._reconciler()
         self.closeout = self._closeout()
         self._base: EquityBase | None = store.equity_base(self.name)  # kept across restarts
-        self.end_request: tuple[str, str] | None = None  # (state, reason): close out and stop, in the worker
+        self.end_request: tuple[FollowerState, str] | None = None  # (state, reason): close out and stop, in the worker
         self.busy = False  # claimed by its worker's step or by a fan-out: one thing at a time per follower
 
     def claim(self) -> bool:
@@ -89,7 +89,7 @@ class FollowerMirror:
     def _closeout(self) -> CloseOut:
         return CloseOut(self.orders, self.markets)
 
-    def request_end(self, state: str, reason: str) -> None:
+    def request_end(self, state: FollowerState, reason: str) -> None:
         """Close out and stop (the worker's next step); from now on no open leaves for this follower."""
         self.end_request = (state, reason)
         self.orders.opens_halted = True
@@ -113,7 +113,7 @@ class FollowerMirror:
                 investment=self.settings.investment,
                 account_equity=equity,
             )
-            self.store.set_follower_state(self.name, "config_error", "investment above the account equity")
+            self.store.set_follower_state(self.name, FollowerState.CONFIG_ERROR, "investment above the account equity")
             return False
         row = self.store.activate_follower(
             self.name, self.settings.investment, equity, self.settings.copy_existing, self.clock.now_ms(), config_hash
@@ -200,7 +200,7 @@ class FollowerMirror:
         return plan_bootstrap(lead, lead_equity, self._view(await self.copy_equity()), self.markets, marks)
 
     async def _bootstrap(self, episode: int) -> None:
-        if self.settings.copy_existing and not self.store.has_plan(self.name, BOOTSTRAP, episode):
+        if self.settings.copy_existing and not self.store.has_plan(self.name, PlanKind.BOOTSTRAP, episode):
             lead = {s: q for s, q in self.store.bootstrap_positions(self.name).items() if self.copies(s)}
             if lead:
                 equity = self.store.equity("lead")
@@ -209,8 +209,8 @@ class FollowerMirror:
                     await self.prices.for_plan(symbol)
                 marks = await self.prices.latest()
                 plan = await self._plan_bootstrap(lead, lead_equity, marks)
-                await self.orders.journal_plan(BOOTSTRAP, episode, plan)
-        await self.orders.execute(BOOTSTRAP, episode)
+                await self.orders.journal_plan(PlanKind.BOOTSTRAP, episode, plan)
+        await self.orders.execute(PlanKind.BOOTSTRAP, episode)
         self.store.mark_bootstrapped(self.name)
 
     async def copy(self, stored: StoredChange, copy_equity: Decimal) -> None:
@@ -218,11 +218,11 @@ class FollowerMirror:
         change = stored.change
         ignored = change.symbol in self.store.ignored(self.name)
         if not ignored and self.copies(change.symbol):
-            if not self.store.has_plan(self.name, COPY, change.seq):
+            if not self.store.has_plan(self.name, PlanKind.COPY, change.seq):
                 marks = await self.prices.for_plan(change.symbol, stored.detected_ms)
                 plan = await self.plan(stored, copy_equity, marks)
-                await self.orders.journal_plan(COPY, change.seq, plan)
-            await self.orders.execute(COPY, change.seq)
+                await self.orders.journal_plan(PlanKind.COPY, change.seq, plan)
+            await self.orders.execute(PlanKind.COPY, change.seq)
         self.advance(stored, ignored)
 
     def advance(self, stored: StoredChange, ignored: bool) -> None:
@@ -295,7 +295,7 @@ class FollowerMirror:
 
     def stop_loss_hit(self, copy_equity: Decimal) -> bool:
         row = self.store.follower(self.name)
-        if row is None or row.state != "active":
+        if row is None or row.state != FollowerState.ACTIVE:
             return False
         pct = self.settings.total_stop_loss_pct
         if not stop_loss_hit(copy_equity, row.investment, pct):
@@ -308,7 +308,7 @@ class FollowerMirror:
             threshold=stop_loss_threshold(row.investment, pct),
             copy_pnl=copy_equity - row.investment,
         )
-        self.closeout.begin("stopped_loss", "total stop loss")
+        self.closeout.begin(FollowerState.STOPPED_LOSS, "total stop loss")
         return True
 
     def _release(self, fraction: Fraction) -> list[Intent]:
@@ -324,4 +324,6 @@ class FollowerMirror:
         """An investment decrease's orders, with their client order ids (journaled with the flow)."""
         intents = self._release(fraction)
         number = self.orders.number
-        return [(i, client_order_id(self.store.epoch, number, RELEASE, seq, idx)) for idx, i in enumerate(intents)]
+        return [
+            (i, client_order_id(self.store.epoch, number, PlanKind.RELEASE, seq, idx)) for idx, i in enumerate(intents)
+        ]

@@ -11,22 +11,15 @@ from decimal import Decimal
 from typing import Any
 
 from bot.core.ids import client_order_id
-from bot.core.model import Leg, Market, Plan
+from bot.core.model import OPEN_STATUSES, IntentStatus, Leg, Market, Plan, PlanKind
 from bot.engine.clock import Clock
 from bot.engine.journal import PlanJournal, PlanRecord
-from bot.store.db import OPEN_STATUSES, IntentRow, Store
+from bot.store.db import IntentRow, Store
 from bot.venue.ccxt_venue import AccountVenue, OrderResult
 from bot.venue.errors import Rejected, Temporary, UnknownOutcome
 
-# Plan kinds, one letter each (they are part of every client order id):
-COPY = "c"  # a lead change (seq: the lead change's number)
-BOOTSTRAP = "b"  # copy_existing at activation (seq: the activation episode)
-RECONCILE = "r"  # reconciliation corrections (seq: clock ms)
-RELEASE = "i"  # an investment decrease (seq: clock ms)
-STOP = "s"  # closing after the total stop loss (seq: clock ms)
-END = "x"  # closing on removal or when the lead is gone (seq: clock ms)
 # kinds whose fills move the expected position; corrections and close-outs set it explicitly once done
-MOVES_EXPECTED = (COPY, BOOTSTRAP, RELEASE)
+MOVES_EXPECTED = (PlanKind.COPY, PlanKind.BOOTSTRAP, PlanKind.RELEASE)
 
 SEND_ATTEMPTS = 8
 FOLLOW_ATTEMPTS = 6  # looks at an order the exchange holds open before the worker moves on and comes back
@@ -64,13 +57,13 @@ class OrderSender:
         assert row is not None and row.number > 0, f"{self.name} has no follower number"
         return row.number
 
-    def record_of(self, kind: str, seq: int, plan: Plan) -> PlanRecord:
+    def record_of(self, kind: PlanKind, seq: int, plan: Plan) -> PlanRecord:
         """A plan as it is journaled: each intent with its client order id."""
         number = self.number
         intents = [(i, client_order_id(self.store.epoch, number, kind, seq, idx)) for idx, i in enumerate(plan.intents)]
         return PlanRecord(self.name, kind, seq, intents, tuple(plan.skips), self.clock.now_ms())
 
-    async def journal_plan(self, kind: str, seq: int, plan: Plan) -> None:
+    async def journal_plan(self, kind: PlanKind, seq: int, plan: Plan) -> None:
         """Makes a plan durable (group commit with the other followers planning now) before anything is sent."""
         record = self.record_of(kind, seq, plan)
         if self.journal is not None:
@@ -87,7 +80,7 @@ class OrderSender:
         for clip in plan.clipped:
             self.log.info(plan.clip_event, lead_change=record.seq, **clip)
 
-    async def execute(self, kind: str, seq: int) -> None:
+    async def execute(self, kind: PlanKind, seq: int) -> None:
         await self.send(self.store.intents_of(self.name, kind, seq))
 
     async def send(self, rows: list[IntentRow]) -> None:
@@ -104,7 +97,7 @@ class OrderSender:
         """Drives one intent to a final state. An intent that may have reached the exchange is looked up by
         its client order id first, and sent again (same id) only once the exchange confirms it does not exist.
         A 429/418 is honoured: nothing goes to the exchange before its Retry-After."""
-        fresh = row.id in self._sent_fresh and row.status == "pending"
+        fresh = row.id in self._sent_fresh and row.status == IntentStatus.PENDING
         self._sent_fresh.discard(row.id)
         if not fresh:
             found = await self.venue.lookup(row.intent.symbol, row.client_order_id)
@@ -157,7 +150,7 @@ class OrderSender:
             if result.status != "open":
                 self._record(row, result)
                 return
-            if row.status != "working":
+            if row.status != IntentStatus.WORKING:
                 self.store.mark_working(row.id, result.order_id, self.clock.now_ms())
                 self.log.info(
                     "follower_order_working",
@@ -197,7 +190,11 @@ class OrderSender:
             self.store.record_leverage(self.name, symbol, leverage)
 
     def _record(self, row: IntentRow, result: OrderResult) -> None:
-        status = "filled" if result.filled == row.intent.qty else ("partial" if result.filled else "expired")
+        status = (
+            IntentStatus.FILLED
+            if result.filled == row.intent.qty
+            else (IntentStatus.PARTIAL if result.filled else IntentStatus.EXPIRED)
+        )
         self.store.record_outcome(
             row,
             status,

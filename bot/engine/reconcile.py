@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bot.core.model import ZERO, Plan
+from bot.core.model import ZERO, Plan, PlanKind
 from bot.core.sync import plan_correction, reconcile_target
-from bot.engine.orders import RECONCILE, FollowerPart
+from bot.engine.orders import FollowerPart
 from bot.venue.ccxt_venue import AccountSnapshot, AccountVenue
 
 
@@ -66,8 +66,8 @@ class Reconciler(FollowerPart):
                 )
                 intents = plan_correction(symbol, target, have, self.markets[symbol])
                 if intents:
-                    await self.orders.journal_plan(RECONCILE, seq, Plan(intents=intents))
-                    await self.orders.execute(RECONCILE, seq)
+                    await self.orders.journal_plan(PlanKind.RECONCILE, seq, Plan(intents=intents))
+                    await self.orders.execute(PlanKind.RECONCILE, seq)
             self.store.set_follower_position(self.name, symbol, target)
             corrections += 1
             seq += 1

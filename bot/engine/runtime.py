@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import logs
+from bot.core.model import FollowerState
 from bot.engine.clock import Clock, SystemClock
 from bot.engine.fanout import FanOut
 from bot.engine.journal import PlanJournal
@@ -138,7 +139,7 @@ class Runtime:
         in the state is not checked here: a restart of 500 of them would wait ~20 s for their paced checks
         before copying anything; its first reconciliation pass reads its account, and a key that fails from
         then on fails that follower alone (`follower_account_failed`), as one that stops working later does."""
-        running = {row.name for row in store.followers() if row.state == "active"}
+        running = {row.name for row in store.followers() if row.state == FollowerState.ACTIVE}
         for account in self.settings.accounts():
             self._venue(account)
         if self.settings.treasury is not None:
@@ -308,7 +309,11 @@ class Runtime:
         """Followers in the state but gone from the file at start: without their keys they cannot be closed;
         their episode ends now, and its settlement is reported as unreachable."""
         for row in store.followers():
-            if row.name not in self.mirrors and row.state in ("active", "pending_capacity", "closing"):
+            if row.name not in self.mirrors and row.state in (
+                FollowerState.ACTIVE,
+                FollowerState.PENDING_CAPACITY,
+                FollowerState.CLOSING,
+            ):
                 self.log.error(
                     "follower_removed_unmanaged",
                     follower=row.name,
@@ -327,16 +332,20 @@ class Runtime:
         closing = []
         for mirror in self.mirrors.values():
             row = store.follower(mirror.name)
-            if row is None or row.state in ("ended", "stopped_loss", "config_error"):
+            if row is None or row.state in (
+                FollowerState.ENDED,
+                FollowerState.STOPPED_LOSS,
+                FollowerState.CONFIG_ERROR,
+            ):
                 continue
-            if row.state == "pending_capacity":
-                store.set_follower_state(mirror.name, "ended", reason)
+            if row.state == FollowerState.PENDING_CAPACITY:
+                store.set_follower_state(mirror.name, FollowerState.ENDED, reason)
                 continue
-            if row.state == "active":
-                mirror.closeout.begin("ended", reason)
+            if row.state == FollowerState.ACTIVE:
+                mirror.closeout.begin(FollowerState.ENDED, reason)
             closing.append(mirror)
         await asyncio.gather(*(self._close_until_flat(m) for m in closing))
-        still_closing = [r.name for r in store.followers() if r.state == "closing"]
+        still_closing = [r.name for r in store.followers() if r.state == FollowerState.CLOSING]
         if replaced_by is not None and not still_closing:
             store.reset_lead(replaced_by)
             self.log.info("lead_reset", lead=replaced_by, reason="a new lead starts from its own positions and equity")
@@ -409,9 +418,9 @@ class Runtime:
                 if reconciled:
                     next_reconcile = self.clock.now_ms() + int(self.reconcile_interval_s * 1000)
                 row = store.follower(mirror.name)
-                if row is not None and row.state == "ended" and mirror.end_request is not None:
+                if row is not None and row.state == FollowerState.ENDED and mirror.end_request is not None:
                     return  # removed from the configuration and flat: this worker is done
-                if row is not None and row.state == "closing":
+                if row is not None and row.state == FollowerState.CLOSING:
                     raise _NotFlat
                 backoff = 1.0
             except OpensHalted:
@@ -430,18 +439,18 @@ class Runtime:
         """One iteration for one follower, by its state (its row read once). True when it reconciled."""
         row = store.follower(mirror.name)
         state = row.state if row is not None else None
-        if mirror.end_request is not None and state not in ("closing", "ended"):
-            if state == "active":
+        if mirror.end_request is not None and state not in (FollowerState.CLOSING, FollowerState.ENDED):
+            if state == FollowerState.ACTIVE:
                 mirror.closeout.begin(*mirror.end_request)
-                state = "closing"
+                state = FollowerState.CLOSING
             else:
-                store.set_follower_state(mirror.name, "ended", mirror.end_request[1])
+                store.set_follower_state(mirror.name, FollowerState.ENDED, mirror.end_request[1])
                 mirror.log.info("follower_ended", reason=mirror.end_request[1])
                 return False
-        if state == "closing":
+        if state == FollowerState.CLOSING:
             await mirror.closeout.step()
             return False
-        if state != "active":
+        if state != FollowerState.ACTIVE:
             return False
         await mirror.catch_up(self.stopping)  # copies first (checking the stop loss before each plan)
         reconciled = False
@@ -455,7 +464,7 @@ class Runtime:
             reconciled = True
         await mirror.check_stop_loss()  # on the estimate: no request
         after = store.follower(mirror.name)
-        if after is not None and after.state == "closing":
+        if after is not None and after.state == FollowerState.CLOSING:
             await mirror.closeout.step()  # the stop loss just hit: the first round goes out at once
         return reconciled
 
@@ -522,7 +531,7 @@ class Runtime:
             mirror.set_max_leverage(settings.protection.max_leverage)
         for name in old.keys() - new.keys():
             self.log.info("follower_removed", follower=name)
-            self.mirrors[name].request_end("ended", "removed from the configuration")
+            self.mirrors[name].request_end(FollowerState.ENDED, "removed from the configuration")
             self._wakes[name].set()
         for name, follower in new.items():
             if name in self.mirrors and name in old:
@@ -621,7 +630,7 @@ class Runtime:
                 return
             last = store.last_seq()
             rows = [r for r in store.followers() if r.name in self.mirrors]
-            lag = {r.name: last - r.last_seq for r in rows if r.state == "active"}
+            lag = {r.name: last - r.last_seq for r in rows if r.state == FollowerState.ACTIVE}
             self.log.info(
                 "heartbeat",
                 last_lead_change=last,

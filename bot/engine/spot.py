@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 
-from bot.core.model import ZERO, EquityBase, Intent, Market, Plan
+from bot.core.model import ZERO, EquityBase, FollowerState, Intent, Market, Plan, PlanKind
 from bot.core.spot import (
     SpotFollowerView,
     check_holding,
@@ -25,7 +25,7 @@ from bot.core.spot import (
 from bot.engine.closeout import CloseOut
 from bot.engine.lead import LeadPoller
 from bot.engine.mirror import FollowerMirror
-from bot.engine.orders import BOOTSTRAP, COPY, END, RECONCILE, RELEASE, STOP, OrderConfig, OrderSender
+from bot.engine.orders import OrderConfig, OrderSender
 from bot.engine.prices import MarkPrices
 from bot.engine.reconcile import Reconciler, cancel_orders
 from bot.store.db import StoredChange
@@ -34,7 +34,7 @@ from bot.venue.ccxt_venue import AccountSnapshot
 from bot.venue.spot_venue import SpotVenue
 
 # spot: every kind of order moves the copy holding (a stop loss's or removal's sales leave the dust behind)
-SPOT_MOVES = (COPY, BOOTSTRAP, RELEASE, RECONCILE, STOP, END)
+SPOT_MOVES = (PlanKind.COPY, PlanKind.BOOTSTRAP, PlanKind.RELEASE, PlanKind.RECONCILE, PlanKind.STOP, PlanKind.END)
 USDT = "USDT"
 
 
@@ -67,7 +67,7 @@ class SpotMirror(FollowerMirror):
                 investment=self.settings.investment,
                 free_usdt=free_usdt,
             )
-            self.store.set_follower_state(self.name, "config_error", "free USDT below the investment")
+            self.store.set_follower_state(self.name, FollowerState.CONFIG_ERROR, "free USDT below the investment")
             return False
         usdt = totals.get(USDT, ZERO)
         row = self.store.activate_follower(
@@ -193,10 +193,12 @@ class SpotCloseOut(CloseOut):
         super().__init__(orders, markets)
         self.prices = prices
 
-    async def _sell(self, final_state: str, holdings: Mapping[str, Decimal], marks: Mapping[str, Decimal]) -> Plan:
+    async def _sell(
+        self, final_state: FollowerState, holdings: Mapping[str, Decimal], marks: Mapping[str, Decimal]
+    ) -> Plan:
         plan = plan_spot_sale(holdings, Fraction(1), self.markets, marks)
         if plan.intents:
-            kind = STOP if final_state == "stopped_loss" else END
+            kind = PlanKind.STOP if final_state == FollowerState.STOPPED_LOSS else PlanKind.END
             self._seq = seq = max(self.clock.now_ms(), self._seq + 1)
             await self.orders.journal_plan(kind, seq, Plan(intents=plan.intents))
             await self.orders.execute(kind, seq)
@@ -208,8 +210,9 @@ class SpotCloseOut(CloseOut):
 
     async def step(self) -> bool:
         row = self.store.follower(self.name)
-        if row is None or row.state != "closing":
+        if row is None or row.state != FollowerState.CLOSING:
             return True
+        assert row.closing_to is not None, "a closing follower knows the state it closes to"
         self.rounds += 1
         await self.orders.resolve_unfinished()
         venue = self.venue

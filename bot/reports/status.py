@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from bot.core.model import ZERO
+from bot.core.model import ZERO, FollowerState, IntentStatus
 from bot.core.risk import Protection, capacity, lead_eligible, stop_loss_threshold, utilization
 from bot.settings import Settings
 from bot.store.db import Store
@@ -27,7 +27,7 @@ def follower_rows(store: Store, settings: Settings) -> list[dict[str, str]]:
     rows = []
     for follower in store.followers():
         account_equity, at = store.equity(follower.name) or (follower.start_equity, follower.activated_ms)
-        copy_equity = account_equity - follower.reserve if follower.state != "pending_capacity" else ZERO
+        copy_equity = account_equity - follower.reserve if follower.state != FollowerState.PENDING_CAPACITY else ZERO
         ratio = copy_equity / lead_equity if lead_equity else ZERO
         positions = store.follower_positions(follower.name)
         intents = store.all_intents(follower.name)
@@ -40,14 +40,16 @@ def follower_rows(store: Store, settings: Settings) -> list[dict[str, str]]:
                     "follower": follower.name,
                     "state": follower.state,
                     "copy_equity": f"{copy_equity:.2f}",
-                    "pnl": f"{copy_equity - follower.investment:+.2f}" if follower.state != "pending_capacity" else "-",
+                    "pnl": f"{copy_equity - follower.investment:+.2f}"
+                    if follower.state != FollowerState.PENDING_CAPACITY
+                    else "-",
                     "stop_loss_distance": f"{distance:.2f}"
-                    if distance is not None and follower.state == "active"
+                    if distance is not None and follower.state == FollowerState.ACTIVE
                     else "-",
                     "symbol": symbol,
                     ("holding" if spot else "position"): f"{positions.get(symbol, ZERO).normalize():f}",
                     "lead_x_r": f"{lead.get(symbol, ZERO) * ratio:.8f}" if symbol != "-" else "-",
-                    "orders": str(sum(1 for i in intents if i.status in ("filled", "partial"))),
+                    "orders": str(sum(1 for i in intents if i.status in (IntentStatus.FILLED, IntentStatus.PARTIAL))),
                     "skips": str(len(store.skips(follower.name))),
                     "last_sync": _ago(at) if intents else "never",
                 }
@@ -66,7 +68,7 @@ def lead_line(store: Store, settings: Settings) -> str:
     equity = known[0]
     p = settings.protection
     protection = Protection(p.enabled, p.min_lead_equity, p.collateral_ratio, p.pause_utilization)
-    aum = sum((r.investment for r in store.followers() if r.state == "active"), ZERO)
+    aum = sum((r.investment for r in store.followers() if r.state == FollowerState.ACTIVE), ZERO)
     used = utilization(aum, equity, protection)
     return (
         f"lead equity: {equity:.2f}   eligible: {'yes' if lead_eligible(equity, protection) else 'no'}   "
@@ -102,7 +104,7 @@ def transfers_line(store: Store) -> str:
         counts[t.status] = counts.get(t.status, 0) + 1
     lines = ["transfers: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))]
     for t in transfers:
-        if t.status in ("pending", "failed"):
+        if t.status in (IntentStatus.PENDING, "failed"):
             retry = " (`bot settle --retry` once fixed)" if t.status == "failed" else ""
             lines.append(
                 f"  {t.status} {t.client_tran_id}: {t.kind} {t.amount:.2f} {t.from_account} -> {t.to_account}, "

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bot.core.model import ZERO, EquityBase, Intent, LeadChange, Leg, Skip
+from bot.core.model import ZERO, EquityBase, FollowerState, Intent, IntentStatus, LeadChange, Leg, PlanKind, Skip
 from bot.store.settlement import SettlementBook
 
 SCHEMA_VERSION = 3
@@ -130,8 +130,6 @@ ALTER TABLE fills ADD COLUMN fee_base TEXT NOT NULL DEFAULT '0';
 ALTER TABLE fills ADD COLUMN fee_quote TEXT NOT NULL DEFAULT '0';
 """
 
-# intent statuses that are not final: `working` is an order the exchange holds open (looked up again later)
-OPEN_STATUSES = ("pending", "unknown", "working")
 _INTENT_SELECT = (
     "SELECT id, follower, kind, seq, idx, leg, symbol, side, qty, reduce_only, client_order_id, status,"
     " order_id, filled, avg_price, error FROM intents WHERE "
@@ -139,7 +137,7 @@ _INTENT_SELECT = (
 
 
 # (follower, kind, seq, intents with their client order ids, skips, planned ms)
-PlanTuple = tuple[str, str, int, list[tuple[Intent, str]], tuple[Skip, ...], int]
+PlanTuple = tuple[str, PlanKind, int, list[tuple[Intent, str]], tuple[Skip, ...], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +150,7 @@ class StoredChange:
 @dataclass(frozen=True, slots=True)
 class FollowerRow:
     name: str
-    state: str
+    state: FollowerState
     investment: Decimal
     reserve: Decimal
     start_equity: Decimal
@@ -164,19 +162,19 @@ class FollowerRow:
     pending_increase: Decimal
     number: int  # this follower's number in this state: in every client order and transfer id
     episode: int  # activations so far: each one is settled on its own (SPEC 7)
-    closing_to: str  # while `closing`: the state it ends in once its account is flat
+    closing_to: FollowerState | None  # while `closing`: the state it ends in once its account is flat
 
 
 @dataclass(frozen=True, slots=True)
 class IntentRow:
     id: int
     follower: str
-    kind: str
+    kind: PlanKind
     seq: int
     idx: int
     intent: Intent
     client_order_id: str
-    status: str
+    status: IntentStatus
     order_id: str | None
     filled: Decimal
     avg_price: Decimal | None
@@ -191,8 +189,8 @@ _FOLLOWER_SELECT = (
 
 def _follower_row(r: tuple[Any, ...]) -> FollowerRow:
     return FollowerRow(
-        r[0], r[1], Decimal(r[2]), Decimal(r[3]), Decimal(r[4]), r[5], r[6], bool(r[7]), r[8], r[9], Decimal(r[10]),
-        r[11], r[12], r[13],
+        r[0], FollowerState(r[1]), Decimal(r[2]), Decimal(r[3]), Decimal(r[4]), r[5], r[6], bool(r[7]), r[8], r[9],
+        Decimal(r[10]), r[11], r[12], FollowerState(r[13]) if r[13] else None,
     )  # fmt: skip
 
 
@@ -436,7 +434,7 @@ class Store:
         with self.transaction(changes=name) as db:
             db.execute("UPDATE followers SET config_hash=? WHERE name=?", (config_hash, name))
 
-    def begin_close_out(self, name: str, final_state: str, reason: str, now_ms: int) -> list[IntentRow]:
+    def begin_close_out(self, name: str, final_state: FollowerState, reason: str, now_ms: int) -> list[IntentRow]:
         """Stops copying to a follower (stop loss, removal, lead gone): it is `closing` until its account is flat,
         and every intent not yet final is abandoned (never sent again: the close-out reads the account and
         closes what is there). One durable transaction; returns the intents abandoned."""
@@ -491,7 +489,13 @@ class Store:
         return str(row[0]) if row else ""
 
     def change_investment(
-        self, name: str, new_investment: Decimal, kind: str, seq: int, intents: list[tuple[Intent, str]], now_ms: int
+        self,
+        name: str,
+        new_investment: Decimal,
+        kind: PlanKind,
+        seq: int,
+        intents: list[tuple[Intent, str]],
+        now_ms: int,
     ) -> Decimal:
         """Applies an investment change: the reserve moves the other way, the change is a flow, and a decrease's
         releasing orders are journaled with it. Returns the flow (+ top-up, − withdrawal)."""
@@ -525,7 +529,7 @@ class Store:
         rows = self._db.execute("SELECT symbol, amount FROM follower_bootstrap WHERE follower=?", (name,))
         return {s: Decimal(a) for s, a in rows}
 
-    def set_follower_state(self, name: str, state: str, reason: str = "") -> None:
+    def set_follower_state(self, name: str, state: FollowerState, reason: str = "") -> None:
         with self.transaction(changes=name) as db:
             db.execute("UPDATE followers SET state=?, state_reason=? WHERE name=?", (state, reason, name))
 
@@ -570,7 +574,7 @@ class Store:
 
     # -- intents and orders -----------------------------------------------------------------------
 
-    def has_plan(self, follower: str, kind: str, seq: int) -> bool:
+    def has_plan(self, follower: str, kind: PlanKind, seq: int) -> bool:
         return (
             self._db.execute(
                 "SELECT 1 FROM plans WHERE follower=? AND kind=? AND seq=?", (follower, kind, seq)
@@ -578,7 +582,7 @@ class Store:
             is not None
         )
 
-    def planned(self, kind: str, seq: int) -> set[str]:
+    def planned(self, kind: PlanKind, seq: int) -> set[str]:
         """The followers with a plan of this kind and number (one query for a fan-out)."""
         return {r[0] for r in self._db.execute("SELECT follower FROM plans WHERE kind=? AND seq=?", (kind, seq))}
 
@@ -597,7 +601,7 @@ class Store:
     def _insert_plan(
         db: sqlite3.Connection,
         follower: str,
-        kind: str,
+        kind: PlanKind,
         seq: int,
         intents: list[tuple[Intent, str]],
         skips: Iterable[Skip],
@@ -625,7 +629,9 @@ class Store:
                 ),
             )
             assert cur.lastrowid is not None
-            pending = IntentRow(cur.lastrowid, follower, kind, seq, idx, intent, cid, "pending", None, ZERO, None, None)
+            pending = IntentRow(
+                cur.lastrowid, follower, kind, seq, idx, intent, cid, IntentStatus.PENDING, None, ZERO, None, None
+            )
             rows.append(pending)
         db.executemany(
             "INSERT INTO skips (follower, kind, seq, event, symbol, detail, recorded_ms) VALUES (?,?,?,?,?,?,?)",
@@ -640,12 +646,12 @@ class Store:
             IntentRow(
                 r[0],
                 r[1],
-                r[2],
+                PlanKind(r[2]),
                 r[3],
                 r[4],
                 Intent(Leg(r[5]), r[6], r[7], Decimal(r[8]), bool(r[9])),
                 r[10],
-                r[11],
+                IntentStatus(r[11]),
                 r[12],
                 Decimal(r[13]),
                 _d(r[14]),
@@ -654,7 +660,7 @@ class Store:
             for r in rows
         ]
 
-    def intents_of(self, follower: str, kind: str, seq: int) -> list[IntentRow]:
+    def intents_of(self, follower: str, kind: PlanKind, seq: int) -> list[IntentRow]:
         return self._intent_rows("follower=? AND kind=? AND seq=?", (follower, kind, seq))
 
     def unresolved_intents(self, follower: str) -> list[IntentRow]:
@@ -687,7 +693,7 @@ class Store:
     def record_outcome(
         self,
         row: IntentRow,
-        status: str,
+        status: IntentStatus,
         order_id: str,
         filled: Decimal,
         avg_price: Decimal | None,

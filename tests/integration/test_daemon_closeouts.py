@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bot import logs
-from bot.core.model import LeadChange
+from bot.core.model import LeadChange, PlanKind
 from bot.engine.clock import SystemClock
 from bot.engine.mirror import FollowerMirror, MirrorConfig
 from bot.engine.prices import MarkPrices
@@ -133,7 +133,7 @@ async def test_the_stop_loss_is_checked_before_a_queued_lead_change_is_planned(t
             orders = (await paper.state("f1"))["orders"]
             assert [o["side"] for o in orders] == ["BUY"]  # the increase was never sent
             assert store.follower("f1").state in ("closing", "stopped_loss")  # type: ignore[union-attr]
-            assert not store.has_plan("f1", "c", 2)
+            assert not store.has_plan("f1", PlanKind.COPY, 2)
         finally:
             await venue.close()
             store.close()

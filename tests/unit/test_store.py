@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.core.model import Intent, Leg
+from bot.core.model import FollowerState, Intent, IntentStatus, Leg, PlanKind
 from bot.store.db import Store
 
 D = Decimal
@@ -37,7 +37,7 @@ def test_plan_outcome_and_restart(tmp_path: Path) -> None:
     store = Store(path)
     store.activate_follower("f", D(1000), D(1000), copy_existing=True, now_ms=1)
     intent = Intent(Leg.OPEN, "ETHUSDT", "buy", D("0.2"), False)
-    store.record_plans([("f", "c", 1, [(intent, "cb-x-1")], (), 5)])
+    store.record_plans([("f", PlanKind.COPY, 1, [(intent, "cb-x-1")], (), 5)])
     (row,) = store.unresolved_intents("f")
     assert row.client_order_id == "cb-x-1" and row.status == "pending"
     epoch = store.epoch
@@ -45,8 +45,8 @@ def test_plan_outcome_and_restart(tmp_path: Path) -> None:
     reopened = Store(path)  # a restart sees the same pending intent and the same epoch
     assert reopened.epoch == epoch
     (row,) = reopened.unresolved_intents("f")
-    reopened.record_outcome(row, "filled", "42", D("0.2"), D(3000), 6)
-    reopened.record_outcome(row, "filled", "42", D("0.2"), D(3000), 7)  # applied once: the row is final now
+    reopened.record_outcome(row, IntentStatus.FILLED, "42", D("0.2"), D(3000), 6)
+    reopened.record_outcome(row, IntentStatus.FILLED, "42", D("0.2"), D(3000), 7)  # applied once: the row is final now
     assert reopened.follower_positions("f") == {"ETHUSDT": D("0.2")}
     assert reopened.unresolved_intents("f") == []
 
@@ -58,12 +58,14 @@ def test_spot_fills_keep_fees_a_holding_is_net_of_the_fee_in_the_asset_bought(tm
     store.set_spot_reserve("f", {"ETH": D("0.5")})
     buy = Intent(Leg.OPEN, "BTCUSDT", "buy", D("0.00199"), False)
     sell = Intent(Leg.REDUCE, "BTCUSDT", "sell", D("0.00149"), False)
-    store.record_plans([("f", "c", 1, [(buy, "cb-x-1")], (), 2), ("f", "c", 2, [(sell, "cb-x-2")], (), 3)])
+    store.record_plans(
+        [("f", PlanKind.COPY, 1, [(buy, "cb-x-1")], (), 2), ("f", PlanKind.COPY, 2, [(sell, "cb-x-2")], (), 3)]
+    )
     first, second = store.unresolved_intents("f")
-    store.record_outcome(first, "filled", "1", D("0.00199"), D(50000), 4, fee_base=D("0.00000199"))
+    store.record_outcome(first, IntentStatus.FILLED, "1", D("0.00199"), D(50000), 4, fee_base=D("0.00000199"))
     assert store.follower_positions("f") == {"BTCUSDT": D("0.00198801")}
     mark = store.last_fill("f")
-    store.record_outcome(second, "filled", "2", D("0.00149"), D(50000), 5, fee_quote=D("0.0745"))
+    store.record_outcome(second, IntentStatus.FILLED, "2", D("0.00149"), D(50000), 5, fee_quote=D("0.0745"))
     assert store.follower_positions("f") == {"BTCUSDT": D("0.00049801")}
     assert store.cash_flows_since("f", 0) == D("-99.5") + D("74.5") - D("0.0745")
     assert store.cash_flows_since("f", mark) == D("74.5") - D("0.0745")
@@ -107,19 +109,19 @@ def _write(store: Store, step: str, seq: int) -> None:
     if step in ("fill_buy", "fill_sell"):
         side = "buy" if step == "fill_buy" else "sell"
         intent = Intent(Leg.OPEN, "ETHUSDT", side, D("0.1"), False)
-        store.record_plans([("f", "c", 1000 + seq, [(intent, f"cb-{seq}")], (), seq)])
-        (row,) = store.intents_of("f", "c", 1000 + seq)
-        store.record_outcome(row, "filled", f"o{seq}", D("0.1"), D(3000) + seq, seq)
+        store.record_plans([("f", PlanKind.COPY, 1000 + seq, [(intent, f"cb-{seq}")], (), seq)])
+        (row,) = store.intents_of("f", PlanKind.COPY, 1000 + seq)
+        store.record_outcome(row, IntentStatus.FILLED, f"o{seq}", D("0.1"), D(3000) + seq, seq)
     elif step == "advance":
         store.advance("f", seq)
     elif step == "state":
-        store.set_follower_state("f", "active", f"r{seq}")
+        store.set_follower_state("f", FollowerState.ACTIVE, f"r{seq}")
     elif step == "closing":
-        store.begin_close_out("f", "ended", "test", seq)
+        store.begin_close_out("f", FollowerState.ENDED, "test", seq)
     elif step == "finish":
         store.finish_close_out("f", D(1100), seq)
     elif step == "investment":
-        store.change_investment("f", D(900) + seq, "i", seq, [], seq)
+        store.change_investment("f", D(900) + seq, PlanKind.RELEASE, seq, [], seq)
     elif step == "position":
         store.set_follower_position("f", "BTCUSDT", D(seq) / 100)
     elif step == "activate":
