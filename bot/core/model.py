@@ -93,6 +93,19 @@ class PlanKind(StrEnum):
     END = "x"  # closing on removal or when the lead is gone (seq: clock ms)
 
 
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    """One follower's plan as it is journaled before anything is sent: its intents, each with its client order
+    id, and its skips."""
+
+    follower: str
+    kind: PlanKind
+    seq: int
+    intents: list[tuple[Intent, str]]
+    skips: tuple[Skip, ...]
+    planned_ms: int
+
+
 class Leg(StrEnum):
     OPEN = "open"
     REDUCE = "reduce"

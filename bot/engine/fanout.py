@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.core.model import FollowerState, Plan, PlanKind
+from bot.core.model import FollowerState, Plan, PlanKind, PlanRecord
 from bot.engine.clock import Clock
 from bot.engine.crash import FAN_OUT_CHUNK, crash_point
-from bot.engine.journal import PlanJournal, PlanRecord
+from bot.engine.journal import PlanJournal
 from bot.engine.mirror import FollowerMirror
 from bot.engine.orders import OpensHalted
 from bot.store.db import IntentRow, Store, StoredChange

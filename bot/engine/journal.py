@@ -7,26 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from bot.core.model import Intent, PlanKind, Skip
-from bot.store.db import IntentRow, PlanTuple, Store
-
-
-@dataclass(frozen=True, slots=True)
-class PlanRecord:
-    """One follower's plan as it is journaled: its intents with their client order ids, and its skips."""
-
-    follower: str
-    kind: PlanKind
-    seq: int
-    intents: list[tuple[Intent, str]]
-    skips: tuple[Skip, ...]
-    planned_ms: int
-
-    def as_tuple(self) -> PlanTuple:
-        return (self.follower, self.kind, self.seq, self.intents, self.skips, self.planned_ms)
+from bot.core.model import PlanRecord
+from bot.store.db import IntentRow, Store
 
 
 class PlanJournal:
@@ -46,14 +30,14 @@ class PlanJournal:
 
     def record_all(self, plans: Sequence[PlanRecord]) -> list[list[IntentRow]]:
         """Several plans durable now, in one commit (a fan-out's chunk); each plan's intent rows."""
-        rows = self.store.record_plans([plan.as_tuple() for plan in plans])
+        rows = self.store.record_plans([plan for plan in plans])
         self._committed(len(plans))
         return rows
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         try:
-            rows = self.store.record_plans([plan.as_tuple() for plan, _ in batch])
+            rows = self.store.record_plans([plan for plan, _ in batch])
         except Exception as exc:
             for _, future in batch:
                 if not future.done():

@@ -11,9 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 from bot.core.ids import client_order_id
-from bot.core.model import OPEN_STATUSES, IntentStatus, Leg, Market, Plan, PlanKind
+from bot.core.model import OPEN_STATUSES, IntentStatus, Leg, Market, Plan, PlanKind, PlanRecord
 from bot.engine.clock import Clock
-from bot.engine.journal import PlanJournal, PlanRecord
+from bot.engine.journal import PlanJournal
 from bot.store.db import IntentRow, Store
 from bot.venue.ccxt_venue import AccountVenue, OrderResult
 from bot.venue.errors import Rejected, Temporary, UnknownOutcome
@@ -69,7 +69,7 @@ class OrderSender:
         if self.journal is not None:
             rows = await self.journal.record(record)
         else:
-            (rows,) = self.store.record_plans([record.as_tuple()])
+            (rows,) = self.store.record_plans([record])
         self.journaled(record, plan, rows)
 
     def journaled(self, record: PlanRecord, plan: Plan, rows: list[IntentRow]) -> None:

@@ -16,7 +16,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bot.core.model import ZERO, EquityBase, FollowerState, Intent, IntentStatus, LeadChange, Leg, PlanKind, Skip
+from bot.core.model import (
+    ZERO,
+    EquityBase,
+    FollowerState,
+    Intent,
+    IntentStatus,
+    LeadChange,
+    Leg,
+    PlanKind,
+    PlanRecord,
+)
 from bot.store.settlement import SettlementBook
 
 SCHEMA_VERSION = 3
@@ -137,7 +147,6 @@ _INTENT_SELECT = (
 
 
 # (follower, kind, seq, intents with their client order ids, skips, planned ms)
-PlanTuple = tuple[str, PlanKind, int, list[tuple[Intent, str]], tuple[Skip, ...], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,7 +522,7 @@ class Store:
                 (name, str(flow), now_ms, reserve, episode),
             )
             if intents:
-                self._insert_plan(db, name, kind, seq, intents, (), now_ms)
+                self._insert_plan(db, PlanRecord(name, kind, seq, intents, (), now_ms))
         return flow
 
     def set_pending_increase(self, name: str, amount: Decimal) -> None:
@@ -591,25 +600,18 @@ class Store:
         query = "SELECT DISTINCT follower FROM intents WHERE status IN ('pending','unknown','working')"
         return {r[0] for r in self._db.execute(query)}
 
-    def record_plans(self, plans: list[PlanTuple]) -> list[list[IntentRow]]:
+    def record_plans(self, plans: list[PlanRecord]) -> list[list[IntentRow]]:
         """Plans (intents with their client order ids, and skips) before anything is sent: several followers'
         in one durable commit (group commit: one fsync for a whole fan-out). Returns each plan's intent rows."""
         with self.transaction(durable=True) as db:
-            return [self._insert_plan(db, *plan) for plan in plans]
+            return [self._insert_plan(db, plan) for plan in plans]
 
     @staticmethod
-    def _insert_plan(
-        db: sqlite3.Connection,
-        follower: str,
-        kind: PlanKind,
-        seq: int,
-        intents: list[tuple[Intent, str]],
-        skips: Iterable[Skip],
-        now_ms: int,
-    ) -> list[IntentRow]:
+    def _insert_plan(db: sqlite3.Connection, plan: PlanRecord) -> list[IntentRow]:
+        follower, kind, seq, now_ms = plan.follower, plan.kind, plan.seq, plan.planned_ms
         db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (follower, kind, seq, now_ms))
         rows = []
-        for idx, (intent, cid) in enumerate(intents):
+        for idx, (intent, cid) in enumerate(plan.intents):
             cur = db.execute(
                 "INSERT INTO intents (follower, kind, seq, idx, leg, symbol, side, qty, reduce_only,"
                 " client_order_id, status, created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
@@ -635,7 +637,7 @@ class Store:
             rows.append(pending)
         db.executemany(
             "INSERT INTO skips (follower, kind, seq, event, symbol, detail, recorded_ms) VALUES (?,?,?,?,?,?,?)",
-            [(follower, kind, seq, s.event, s.symbol, json.dumps(s.detail), now_ms) for s in skips],
+            [(follower, kind, seq, s.event, s.symbol, json.dumps(s.detail), now_ms) for s in plan.skips],
         )
         return rows
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.core.model import FollowerState, Intent, IntentStatus, Leg, PlanKind
+from bot.core.model import FollowerState, Intent, IntentStatus, Leg, PlanKind, PlanRecord
 from bot.store.db import Store
 
 D = Decimal
@@ -37,7 +37,7 @@ def test_plan_outcome_and_restart(tmp_path: Path) -> None:
     store = Store(path)
     store.activate_follower("f", D(1000), D(1000), copy_existing=True, now_ms=1)
     intent = Intent(Leg.OPEN, "ETHUSDT", "buy", D("0.2"), False)
-    store.record_plans([("f", PlanKind.COPY, 1, [(intent, "cb-x-1")], (), 5)])
+    store.record_plans([PlanRecord("f", PlanKind.COPY, 1, [(intent, "cb-x-1")], (), 5)])
     (row,) = store.unresolved_intents("f")
     assert row.client_order_id == "cb-x-1" and row.status == "pending"
     epoch = store.epoch
@@ -59,7 +59,10 @@ def test_spot_fills_keep_fees_a_holding_is_net_of_the_fee_in_the_asset_bought(tm
     buy = Intent(Leg.OPEN, "BTCUSDT", "buy", D("0.00199"), False)
     sell = Intent(Leg.REDUCE, "BTCUSDT", "sell", D("0.00149"), False)
     store.record_plans(
-        [("f", PlanKind.COPY, 1, [(buy, "cb-x-1")], (), 2), ("f", PlanKind.COPY, 2, [(sell, "cb-x-2")], (), 3)]
+        [
+            PlanRecord("f", PlanKind.COPY, 1, [(buy, "cb-x-1")], (), 2),
+            PlanRecord("f", PlanKind.COPY, 2, [(sell, "cb-x-2")], (), 3),
+        ]
     )
     first, second = store.unresolved_intents("f")
     store.record_outcome(first, IntentStatus.FILLED, "1", D("0.00199"), D(50000), 4, fee_base=D("0.00000199"))
@@ -109,7 +112,7 @@ def _write(store: Store, step: str, seq: int) -> None:
     if step in ("fill_buy", "fill_sell"):
         side = "buy" if step == "fill_buy" else "sell"
         intent = Intent(Leg.OPEN, "ETHUSDT", side, D("0.1"), False)
-        store.record_plans([("f", PlanKind.COPY, 1000 + seq, [(intent, f"cb-{seq}")], (), seq)])
+        store.record_plans([PlanRecord("f", PlanKind.COPY, 1000 + seq, [(intent, f"cb-{seq}")], (), seq)])
         (row,) = store.intents_of("f", PlanKind.COPY, 1000 + seq)
         store.record_outcome(row, IntentStatus.FILLED, f"o{seq}", D("0.1"), D(3000) + seq, seq)
     elif step == "advance":
