@@ -5,7 +5,7 @@ close-outs `closeout`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -154,6 +154,35 @@ class FollowerMirror:
         return symbol in self.markets and (not self.settings.symbols or symbol in self.settings.symbols)
 
     # -- the main step ----------------------------------------------------------------------------
+
+    async def step(self, stopping: asyncio.Event, reconcile_due: Callable[[], bool]) -> bool:
+        """One iteration of this follower's worker, by its state (its row read once): close out when asked or
+        closing; when active, copy first (the stop loss checked before each plan), then reconcile when due,
+        then the stop loss on the estimate (no request). True when it reconciled."""
+        row = self.store.follower(self.name)
+        state = row.state if row is not None else None
+        if self.end_request is not None and state not in (FollowerState.CLOSING, FollowerState.ENDED):
+            if state == FollowerState.ACTIVE:
+                self.closeout.begin(*self.end_request)
+                state = FollowerState.CLOSING
+            else:
+                self.store.set_follower_state(self.name, FollowerState.ENDED, self.end_request[1])
+                self.log.info("follower_ended", reason=self.end_request[1])
+                return False
+        if state == FollowerState.CLOSING:
+            await self.closeout.step()
+            return False
+        if state != FollowerState.ACTIVE:
+            return False
+        await self.catch_up(stopping)
+        reconciled = reconcile_due()
+        if reconciled:
+            await self.reconcile()
+        await self.check_stop_loss()
+        after = self.store.follower(self.name)
+        if after is not None and after.state == FollowerState.CLOSING:
+            await self.closeout.step()  # the stop loss just hit: the first round goes out at once
+        return reconciled
 
     async def resolve_unfinished(self) -> None:
         await self.orders.resolve_unfinished()

@@ -9,6 +9,7 @@ import json
 import signal
 from collections.abc import Coroutine, Mapping
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -412,7 +413,7 @@ class Runtime:
                 continue
             try:
                 try:
-                    reconciled = await self._step(mirror, store, next_reconcile)
+                    reconciled = await mirror.step(self.stopping, partial(self._reconcile_due, mirror, next_reconcile))
                 finally:
                     mirror.unclaim()
                 if reconciled:
@@ -435,38 +436,13 @@ class Runtime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self.settings.bot.poll_interval_s)
 
-    async def _step(self, mirror: FollowerMirror, store: Store, next_reconcile: int) -> bool:
-        """One iteration for one follower, by its state (its row read once). True when it reconciled."""
-        row = store.follower(mirror.name)
-        state = row.state if row is not None else None
-        if mirror.end_request is not None and state not in (FollowerState.CLOSING, FollowerState.ENDED):
-            if state == FollowerState.ACTIVE:
-                mirror.closeout.begin(*mirror.end_request)
-                state = FollowerState.CLOSING
-            else:
-                store.set_follower_state(mirror.name, FollowerState.ENDED, mirror.end_request[1])
-                mirror.log.info("follower_ended", reason=mirror.end_request[1])
-                return False
-        if state == FollowerState.CLOSING:
-            await mirror.closeout.step()
-            return False
-        if state != FollowerState.ACTIVE:
-            return False
-        await mirror.catch_up(self.stopping)  # copies first (checking the stop loss before each plan)
-        reconciled = False
+    def _reconcile_due(self, mirror: FollowerMirror, next_reconcile: int) -> bool:
+        """A reconciliation pass is due and the budget has room for it now: a pass that would wait in the
+        budget's queue waits for the next step instead (it may hold up a copy)."""
         budget = mirror.venue.budget
-        # then reconciliation, when due; a pass that would wait in the budget's queue waits for the next step
-        # instead (it may hold up a copy)
-        if self.clock.now_ms() >= next_reconcile and (
+        return self.clock.now_ms() >= next_reconcile and (
             budget is None or budget.has_room(self.kind.reconcile_weight[0], Priority.FOLLOWER)
-        ):
-            await mirror.reconcile()
-            reconciled = True
-        await mirror.check_stop_loss()  # on the estimate: no request
-        after = store.follower(mirror.name)
-        if after is not None and after.state == FollowerState.CLOSING:
-            await mirror.closeout.step()  # the stop loss just hit: the first round goes out at once
-        return reconciled
+        )
 
     async def _coordinate(self, store: Store, poller: LeadPoller) -> None:
         """After each lead poll: capacity and eligibility; on SIGHUP: the new configuration; the lead's key."""
