@@ -270,7 +270,7 @@ def signed(name: str, side: str = "BUY") -> str:
     return query + "&signature=" + hmac.new(f"{name}-secret-bench".encode(), query.encode(), hashlib.sha256).hexdigest()
 
 
-async def bare(url: str, names: list[str], rounds: int, market: str = "futures") -> dict[str, float]:
+async def bare(url: str, names: list[str], rounds: int, market: str = "futures") -> dict[str, Any]:
     """The same N signed orders (one per follower account), all at once, from a bare aiohttp client (on spot,
     buys and sales in turn: a spot wallet pays for its buys)."""
     samples = []
@@ -284,11 +284,13 @@ async def bare(url: str, names: list[str], rounds: int, market: str = "futures")
                 assert resp.status == 200, await resp.text()
 
         await asyncio.gather(*(one(n, "BUY") for n in names))  # warm the pool
+        cpu_before = time.process_time()
         for i in range(rounds):
             started = time.perf_counter()
             await asyncio.gather(*(one(n, "SELL" if market == "spot" and i % 2 == 0 else "BUY") for n in names))
             samples.append((time.perf_counter() - started) * 1000)
-    return percentiles(samples, 2)
+        cpu_ms = (time.process_time() - cpu_before) * 1000  # this (benchmark) process: the bare client's own
+    return {**percentiles(samples, 2), "client_cpu_ms_per_order": round(cpu_ms / (rounds * len(names)), 3)}
 
 
 async def first_change(setup: Setup, n: int) -> int:
@@ -308,7 +310,7 @@ async def fanout(n: int, changes: int, market: str = "futures") -> dict[str, Any
         async with Setup(n, "stream", Path(tmp), market=market) as setup:
             samples, commits, by_fan_out = [], [], []
             first_ms = await first_change(setup, n)
-            cpu_before = cpu_s(setup.daemon.pid)
+            cpu_before, exchange_before = cpu_s(setup.daemon.pid), cpu_s(setup.exchange.pid)
             for i in range(changes):
                 filled_before = len(setup.named("follower_order_filled"))
                 copied_before = len(setup.named("lead_change_copied"))
@@ -323,6 +325,7 @@ async def fanout(n: int, changes: int, market: str = "futures") -> dict[str, Any
                 by_fan_out.append(int(copied["followers"]))  # the rest were copied by their own workers
                 await asyncio.sleep(0.2)
             cpu = cpu_s(setup.daemon.pid) - cpu_before  # the fan-outs' and the pauses' (idle: little)
+            exchange_cpu = cpu_s(setup.exchange.pid) - exchange_before
             fan_ms = percentiles(samples, 2)
             result: dict[str, Any] = {
                 "fanout_ms": fan_ms,
@@ -330,6 +333,7 @@ async def fanout(n: int, changes: int, market: str = "futures") -> dict[str, Any
                 "plan_commits_per_fanout": {"p50": sorted(commits)[len(commits) // 2], "max": max(commits)},
                 "followers_by_fan_out_min": min(by_fan_out),
                 "cpu_ms_per_order": round(cpu * 1000 / (changes * n), 3),
+                "exchange_cpu_ms_per_order": round(exchange_cpu * 1000 / (changes * n), 3),
                 "startup_s": round(setup.startup_s, 2),
                 "rss_mb": setup.rss_mb,
                 "rss_per_follower_mb": round(setup.rss_mb / n, 3),
@@ -386,8 +390,9 @@ async def main() -> int:
                 f"{key + f' run {i}':<28} {f['p50']:>8}ms {f['p99']:>8}ms {f['n']:>4}  bare p50 {b['p50']}ms, "
                 f"first change {row['first_change_ms']}ms, "
                 f"ratio p50 {row['ratio_p50']}x p99 {row['ratio_p99']}x, syncs/fan-out {c['p50']} (max {c['max']}), "
-                f"CPU {row['cpu_ms_per_order']}ms/order, start-up {row['startup_s']}s, restart {row['restart_s']}s, "
-                f"RSS {row['rss_mb']}MB"
+                f"CPU/order: daemon {row['cpu_ms_per_order']}ms, exchange {row['exchange_cpu_ms_per_order']}ms, "
+                f"bare client {b['client_cpu_ms_per_order']}ms; start-up {row['startup_s']}s, "
+                f"restart {row['restart_s']}s, RSS {row['rss_mb']}MB"
             )
     print(f"written: {write_results('copy_path', results)}")
     return 0
