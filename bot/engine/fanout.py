@@ -82,17 +82,52 @@ class FanOut:
         for mirror in mirrors:
             mirror.unclaim()
 
-    async def copy(self, stored: StoredChange, mirrors: Sequence[FollowerMirror], stopping: asyncio.Event) -> None:
-        """Plans, journals and sends one lead change for the followers held by `ready`, chunk by chunk."""
+    async def copy(self, stored: StoredChange, mirrors: Sequence[FollowerMirror], stopping: asyncio.Event) -> bool:
+        """Plans, journals and sends one lead change for the followers held by `ready`, chunk by chunk. False
+        when it stopped before every follower was planned (a read it needed failed, or the daemon stops): the
+        ones left are at the change before, for their workers to copy. Orders already on their way are always
+        seen to the end before it returns (cancelled only with it), so that no worker acts beside them."""
         started = self.clock.now_ms()
+        sends: list[asyncio.Task[None]] = []
+        counts = {"commits": 0, "orders": 0}
+        complete = False
+        try:
+            complete = await self._plan_and_send(stored, mirrors, stopping, sends, counts)
+        except VenueError as exc:
+            self.log.error("fan_out_failed", lead_change=stored.change.seq, error=str(exc))
+        except asyncio.CancelledError:
+            for task in sends:
+                task.cancel()
+            await asyncio.gather(*sends, return_exceptions=True)
+            raise
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        self.log.info(
+            "lead_change_copied",
+            lead_change=stored.change.seq,
+            followers=len(mirrors),
+            orders=counts["orders"],
+            plan_commits=counts["commits"],
+            fan_out_ms=self.clock.now_ms() - started,
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]  # not a venue's answer (those are handled per follower): a bug, never silent
+        return complete
+
+    async def _plan_and_send(
+        self,
+        stored: StoredChange,
+        mirrors: Sequence[FollowerMirror],
+        stopping: asyncio.Event,
+        sends: list[asyncio.Task[None]],
+        counts: dict[str, int],
+    ) -> bool:
         change = stored.change
         ignoring = self.store.ignoring(change.symbol)
         marks = None
-        sends: list[asyncio.Task[None]] = []
-        commits = orders = 0
         for chunk in chunks(mirrors, self.first_chunk):
             if stopping.is_set():
-                break  # the rest stay at the change before: their workers copy it after a restart
+                return False  # the rest stay at the change before: their workers copy it after a restart
             planned = []
             for mirror in chunk:
                 ignored = mirror.name in ignoring
@@ -109,24 +144,14 @@ class FanOut:
             if not planned:
                 continue
             rows = self.journal.record_all([p.record for p in planned])
-            commits += 1
+            counts["commits"] += 1
             for p, intents in zip(planned, rows, strict=True):
                 p.mirror.orders.journaled(p.record, p.plan, intents)
-                orders += len(intents)
+                counts["orders"] += len(intents)
                 sends.append(asyncio.create_task(self._send(p.mirror, stored, intents)))
             await asyncio.sleep(0)  # this chunk's orders leave before the next chunk is planned
             crash_point(FAN_OUT_CHUNK)
-        failures = [r for r in await asyncio.gather(*sends, return_exceptions=True) if isinstance(r, BaseException)]
-        self.log.info(
-            "lead_change_copied",
-            lead_change=change.seq,
-            followers=len(mirrors),
-            orders=orders,
-            plan_commits=commits,
-            fan_out_ms=self.clock.now_ms() - started,
-        )
-        if failures:
-            raise failures[0]
+        return True
 
     @staticmethod
     async def _send(mirror: FollowerMirror, stored: StoredChange, intents: list[IntentRow]) -> None:

@@ -394,10 +394,14 @@ class Runtime:
                 held = self.fanout.ready(stored, list(self.mirrors.values()))
                 for name in self.mirrors.keys() - {m.name for m in held}:
                     self._wakes[name].set()  # the followers not held catch up in their workers, at once
+                complete = False
                 try:
-                    await self.fanout.copy(stored, held, self.stopping)
+                    complete = await self.fanout.copy(stored, held, self.stopping)
                 finally:
                     self.fanout.release(held)
+                    if not complete:  # the followers it left at the change before copy it in their workers
+                        for mirror in held:
+                            self._wakes[mirror.name].set()
                 copied = stored.change.seq
 
     async def _worker(self, mirror: FollowerMirror, store: Store) -> None:

@@ -215,3 +215,21 @@ async def test_a_key_revoked_while_down_fails_its_follower_alone_at_the_restart(
         await paper.client("lead").create_order(ETH, "market", "buy", 1)
         await wait_positions(paper, {"f1": {"ETHUSDT": D("0.1")}, "f2": {}})
         assert await restarted.stop() == 0
+
+
+async def test_a_fan_out_whose_mark_read_fails_leaves_the_change_to_the_workers(tmp_path: Path) -> None:
+    """The plan's mark (read by REST once per fan-out) cannot be read: the fan-out gives up before any order
+    (`fan_out_failed`), the daemon goes on, and each follower's worker copies the change once the read passes."""
+    async with running_paper(paper_accounts("10000", {"f1": "1000", "f2": "2000"})) as paper:
+        config, env = write_config(tmp_path, paper.url, {"f1": {"investment": 1000}, "f2": {"investment": 2000}})
+        daemon = await start_daemon(config, env)
+        fault = {"path": "/fapi/v1/premiumIndex", "method": "GET", "kind": "503", "count": 5}  # every retry of one
+        await paper.control("POST", "/faults", fault)
+        await paper.client("lead").create_order(ETH, "market", "buy", 1)
+        (failed,) = await daemon.wait_event("fan_out_failed")
+        assert failed["lead_change"] == "1" and "503" in failed["error"]
+        await wait_positions(paper, {"f1": {"ETHUSDT": D("0.1")}, "f2": {"ETHUSDT": D("0.2")}}, timeout=30)
+        assert not daemon.named("task_failed")
+        assert await daemon.stop() == 0
+        for name in ("f1", "f2"):
+            assert await client_ids_are_unique(paper, name) == 1
