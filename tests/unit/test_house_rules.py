@@ -97,5 +97,10 @@ def test_only_the_clock_module_reads_a_clock_in_core_engine_and_store() -> None:
     assert clock_reads(BOT / "engine" / "clock.py")  # the walk above really finds clock reads
 
 
+def test_every_module_says_what_it_owns() -> None:
+    undocumented = [str(p.relative_to(BOT)) for p in modules() if not ast.get_docstring(ast.parse(p.read_text()))]
+    assert undocumented == []
+
+
 def test_rules_see_the_modules() -> None:
     assert len(modules()) > 5  # the walk above really reads the package
