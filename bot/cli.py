@@ -59,7 +59,8 @@ def _load(path: Path) -> Settings:
 
 def _run(config: Path) -> int:
     from bot import logs
-    from bot.engine.runtime import Runtime, account_secrets
+    from bot.engine.reload import account_secrets
+    from bot.engine.runtime import Runtime
 
     settings = _load(config)
     redactor = logs.SecretRedactor(account_secrets(settings))
@@ -86,7 +87,7 @@ def _status(config: Path) -> int:
 
 def _settle(config: Path, cycle: str | None, retry: bool) -> int:
     from bot import logs
-    from bot.engine.runtime import account_secrets
+    from bot.engine.reload import account_secrets
     from bot.engine.settle_command import settle_command
 
     settings = _load(config)

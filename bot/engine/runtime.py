@@ -7,7 +7,7 @@ import contextlib
 import gc
 import json
 import signal
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -24,6 +24,7 @@ from bot.engine.lifecycle import Lifecycle, protection_of
 from bot.engine.mirror import FollowerMirror, MirrorConfig
 from bot.engine.orders import OpensHalted
 from bot.engine.prices import MarkPrices
+from bot.engine.reload import account_secrets, followers_diff, restart_only_changes, unknown_symbols
 from bot.engine.settle import Settler
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
@@ -40,10 +41,6 @@ EXIT_UNREACHABLE = 1
 EXIT_CONFIG = 2
 EXIT_LEAD_GONE = 3
 EXIT_TASK_FAILED = 4  # a task died of an unexpected error: crash-only, a supervisor restarts the daemon
-
-# settings a running daemon cannot take on SIGHUP (its clients, state and loops are built from them)
-RESTART_ONLY = ("bot", "settlement", "treasury")
-ACCOUNT_FIELDS = ("exchange", "environment", "api_url", "api_key_env", "api_secret_env", "credentials")
 
 
 class Runtime:
@@ -502,35 +499,35 @@ class Runtime:
             self.exit_code = EXIT_OK
             self.stop()
             return
-        old = {f.name: f for f in self.settings.followers}
-        new = {f.name: f for f in settings.followers}
+        removed, kept, added = followers_diff(self.settings, settings)
         self.settings = settings
         self.lifecycle.protection = protection_of(settings.protection)
         self.settler.configure(settings)
         for mirror in self.mirrors.values():
             mirror.set_max_leverage(settings.protection.max_leverage)
-        for name in old.keys() - new.keys():
+        for name in removed:
             self.log.info("follower_removed", follower=name)
             self.mirrors[name].request_end(FollowerState.ENDED, "removed from the configuration")
             self._wakes[name].set()
-        for name, follower in new.items():
-            if name in self.mirrors and name in old:
-                self.mirrors[name].settings = follower
-            elif name not in self.mirrors or name not in old:
-                try:
-                    venue = self.venues.get(name) or self._venue(follower)
-                    await venue.load_markets(self.market_source)
-                except VenueError as exc:
-                    self.log.error("follower_account_failed", follower=name, error=str(exc))
-                    continue
-                if name in self._workers and not self._workers[name].done():
-                    self._workers[name].cancel()  # removed and added back before its close-out finished
-                self._add_mirror(follower, store)
-                self._start_worker(name, store)
-                self.log.info("follower_added", follower=name)
+        for follower in kept:
+            if follower.name in self.mirrors:
+                self.mirrors[follower.name].settings = follower
+        for follower in [*added, *(f for f in kept if f.name not in self.mirrors)]:
+            name = follower.name
+            try:
+                venue = self.venues.get(name) or self._venue(follower)
+                await venue.load_markets(self.market_source)
+            except VenueError as exc:
+                self.log.error("follower_account_failed", follower=name, error=str(exc))
+                continue
+            if name in self._workers and not self._workers[name].done():
+                self._workers[name].cancel()  # removed and added back before its close-out finished
+            self._add_mirror(follower, store)
+            self._start_worker(name, store)
+            self.log.info("follower_added", follower=name)
         self.lifecycle.configure(settings.followers, self.mirrors, lead.name)
         self._pace(store)
-        self.log.info("config_reloaded", followers=sorted(new))
+        self.log.info("config_reloaded", followers=sorted(f.name for f in settings.followers))
         for wake in self._wakes.values():
             wake.set()
 
@@ -628,40 +625,3 @@ class Runtime:
 
 class _NotFlat(Exception):
     """A close-out step left the account holding positions: the worker backs off and tries again."""
-
-
-def account_secrets(settings: Settings) -> list[str]:
-    """Every API key and secret of the configuration (the treasury's included), for the log redactor."""
-    out = []
-    for account in (*settings.accounts(), *([settings.treasury] if settings.treasury else [])):
-        if account.credentials is not None:
-            out += [account.credentials.api_key.get_secret_value(), account.credentials.api_secret.get_secret_value()]
-    return out
-
-
-def restart_only_changes(old: Settings, new: Settings) -> list[str]:
-    """What a reload cannot apply to a running daemon, each as `path: reason`."""
-    problems = []
-    for section in RESTART_ONLY:
-        if getattr(old, section) != getattr(new, section):
-            problems.append(f"{section}: changes need a restart")
-    before = {f.name: f for f in old.followers}
-    for index, follower in enumerate(new.followers):
-        previous = before.get(follower.name)
-        for field in ACCOUNT_FIELDS if previous is not None else ():
-            if getattr(previous, field) != getattr(follower, field):
-                problems.append(f"followers.{index}.{field}: an account's connection changes need a restart")
-    return problems
-
-
-def unknown_symbols(settings: Settings, markets: Mapping[str, Any]) -> list[str]:
-    """`symbols` entries that are not market ids of the exchange (e.g. "BTC/USDT:USDT" or "btcusdt")."""
-    problems = []
-    for index, follower in enumerate(settings.followers):
-        for position, symbol in enumerate(follower.symbols):
-            if symbol not in markets:
-                problems.append(
-                    f"followers.{index}.symbols.{position}: {symbol!r} is not a market id of the exchange"
-                    " (market ids look like BTCUSDT)"
-                )
-    return problems

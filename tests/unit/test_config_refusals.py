@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot import logs
-from bot.engine.runtime import account_secrets, restart_only_changes, unknown_symbols
+from bot.engine.reload import account_secrets, followers_diff, restart_only_changes, unknown_symbols
 from bot.settings import ConfigError, load_settings
 
 BASE = """
@@ -112,6 +112,18 @@ def test_a_reload_names_what_only_a_restart_can_change(tmp_path: Path) -> None:
         "followers.0.api_key_env: an account's connection changes need a restart",
         "followers.0.credentials: an account's connection changes need a restart",
     ]
+
+
+def test_a_reload_tells_the_followers_removed_kept_and_added(tmp_path: Path) -> None:
+    old = load_settings(config(tmp_path), ENV)
+    alice = old.followers[0]
+    bob = alice.model_copy(update={"name": "bob"})
+    carol = alice.model_copy(update={"name": "carol"})
+    new = old.model_copy(update={"followers": [carol, bob.model_copy(update={"investment": alice.investment + 1})]})
+    both = old.model_copy(update={"followers": [alice, bob]})
+    removed, kept, added = followers_diff(both, new)
+    assert removed == ["alice"] and [f.name for f in added] == ["carol"]
+    assert [(f.name, f.investment) for f in kept] == [("bob", alice.investment + 1)]  # the new settings
 
 
 def test_the_treasury_and_every_follower_secret_reach_the_log_redactor(tmp_path: Path) -> None:
