@@ -29,7 +29,7 @@ OWN_FIELDS = frozenset(
     {
         "event", "level", "ts", "follower", "symbol", "side", "qty", "price", "status", "order_id",
         "client_order_id", "lead_change", "kind", "leg", "reduce_only", "filled", "plans", "commits", "followers",
-        "orders", "chunks", "fan_out_ms",
+        "orders", "plan_commits", "fan_out_ms",
     }
 )  # fmt: skip
 

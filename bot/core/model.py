@@ -66,6 +66,10 @@ class FollowerState(StrEnum):
     CONFIG_ERROR = "config_error"  # its configuration cannot run (an investment above its equity)
 
 
+# states a follower leaves only when its configuration changes (then it starts afresh)
+ENDED_STATES = (FollowerState.STOPPED_LOSS, FollowerState.ENDED, FollowerState.CONFIG_ERROR)
+
+
 class IntentStatus(StrEnum):
     """Where an intent (one order of a plan) is, as the store keeps it (SPEC 4)."""
 

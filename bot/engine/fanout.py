@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bot.core.model import FollowerState, Plan, PlanKind, PlanRecord
@@ -32,6 +32,15 @@ def chunks(items: Sequence[T], first: int = FIRST_CHUNK) -> Iterator[Sequence[T]
     while start < len(items):
         yield items[start : start + size]
         start, size = start + size, size * 2
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What a fan-out has done so far: its orders' tasks, its plan commits (fsyncs), its orders."""
+
+    sends: list[asyncio.Task[None]] = field(default_factory=list)
+    commits: int = 0
+    orders: int = 0
 
 
 @dataclass(slots=True)
@@ -88,25 +97,24 @@ class FanOut:
         ones left are at the change before, for their workers to copy. Orders already on their way are always
         seen to the end before it returns (cancelled only with it), so that no worker acts beside them."""
         started = self.clock.now_ms()
-        sends: list[asyncio.Task[None]] = []
-        counts = {"commits": 0, "orders": 0}
+        done = _Progress()
         complete = False
         try:
-            complete = await self._plan_and_send(stored, mirrors, stopping, sends, counts)
+            complete = await self._plan_and_send(stored, mirrors, stopping, done)
         except VenueError as exc:
             self.log.error("fan_out_failed", lead_change=stored.change.seq, error=str(exc))
         except asyncio.CancelledError:
-            for task in sends:
+            for task in done.sends:
                 task.cancel()
-            await asyncio.gather(*sends, return_exceptions=True)
+            await asyncio.gather(*done.sends, return_exceptions=True)
             raise
-        results = await asyncio.gather(*sends, return_exceptions=True)
+        results = await asyncio.gather(*done.sends, return_exceptions=True)
         self.log.info(
             "lead_change_copied",
             lead_change=stored.change.seq,
             followers=len(mirrors),
-            orders=counts["orders"],
-            plan_commits=counts["commits"],
+            orders=done.orders,
+            plan_commits=done.commits,
             fan_out_ms=self.clock.now_ms() - started,
         )
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -119,8 +127,7 @@ class FanOut:
         stored: StoredChange,
         mirrors: Sequence[FollowerMirror],
         stopping: asyncio.Event,
-        sends: list[asyncio.Task[None]],
-        counts: dict[str, int],
+        done: _Progress,
     ) -> bool:
         change = stored.change
         ignoring = self.store.ignoring(change.symbol)
@@ -144,11 +151,11 @@ class FanOut:
             if not planned:
                 continue
             rows = self.journal.record_all([p.record for p in planned])
-            counts["commits"] += 1
+            done.commits += 1
             for p, intents in zip(planned, rows, strict=True):
                 p.mirror.orders.journaled(p.record, p.plan, intents)
-                counts["orders"] += len(intents)
-                sends.append(asyncio.create_task(self._send(p.mirror, stored, intents)))
+                done.orders += len(intents)
+                done.sends.append(asyncio.create_task(self._send(p.mirror, stored, intents)))
             await asyncio.sleep(0)  # this chunk's orders leave before the next chunk is planned
             crash_point(FAN_OUT_CHUNK)
         return True

@@ -30,7 +30,7 @@ class PlanJournal:
 
     def record_all(self, plans: Sequence[PlanRecord]) -> list[list[IntentRow]]:
         """Several plans durable now, in one commit (a fan-out's chunk); each plan's intent rows."""
-        rows = self.store.record_plans([plan for plan in plans])
+        rows = self.store.record_plans(list(plans))
         self._committed(len(plans))
         return rows
 

@@ -12,14 +12,12 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from bot.core.model import ZERO, FollowerState, PlanKind
+from bot.core.model import ENDED_STATES, ZERO, FollowerState, PlanKind
 from bot.core.risk import Protection, admissions, capacity, lead_eligible, utilization
 from bot.engine.clock import Clock
 from bot.engine.mirror import FollowerMirror
 from bot.settings import FollowerSettings, ProtectionSettings
 from bot.store.db import Store
-
-ENDED_STATES = (FollowerState.STOPPED_LOSS, FollowerState.ENDED, FollowerState.CONFIG_ERROR)
 
 
 def protection_of(settings: ProtectionSettings) -> Protection:

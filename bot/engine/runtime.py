@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import logs
-from bot.core.model import FollowerState
+from bot.core.model import ENDED_STATES, FollowerState
 from bot.engine.clock import Clock, SystemClock
 from bot.engine.fanout import FanOut
 from bot.engine.journal import PlanJournal
@@ -330,11 +330,7 @@ class Runtime:
         closing = []
         for mirror in self.mirrors.values():
             row = store.follower(mirror.name)
-            if row is None or row.state in (
-                FollowerState.ENDED,
-                FollowerState.STOPPED_LOSS,
-                FollowerState.CONFIG_ERROR,
-            ):
+            if row is None or row.state in ENDED_STATES:
                 continue
             if row.state == FollowerState.PENDING_CAPACITY:
                 store.set_follower_state(mirror.name, FollowerState.ENDED, reason)

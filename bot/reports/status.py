@@ -104,7 +104,7 @@ def transfers_line(store: Store) -> str:
         counts[t.status] = counts.get(t.status, 0) + 1
     lines = ["transfers: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))]
     for t in transfers:
-        if t.status in (IntentStatus.PENDING, "failed"):
+        if t.status in ("pending", "failed"):  # a transfer's (store.settlement.Transfer)
             retry = " (`bot settle --retry` once fixed)" if t.status == "failed" else ""
             lines.append(
                 f"  {t.status} {t.client_tran_id}: {t.kind} {t.amount:.2f} {t.from_account} -> {t.to_account}, "

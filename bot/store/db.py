@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.model import (
+    OPEN_STATUSES,
     ZERO,
     EquityBase,
     FollowerState,
@@ -31,7 +32,10 @@ from bot.store.settlement import SettlementBook
 
 SCHEMA_VERSION = 3
 
-SCHEMA = """
+# an intent not final yet (OPEN_STATUSES) in SQL: the partial index below and the queries it serves say it alike
+OPEN_SQL = "status IN ({})".format(",".join(f"'{status}'" for status in OPEN_STATUSES))
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lead_positions (
     symbol TEXT PRIMARY KEY, amount TEXT NOT NULL, entry_price TEXT NOT NULL, updated_ms INTEGER NOT NULL);
@@ -100,7 +104,7 @@ CREATE TABLE IF NOT EXISTS equity (
 CREATE TABLE IF NOT EXISTS equity_bases (
     follower TEXT PRIMARY KEY, account_equity TEXT NOT NULL, positions TEXT NOT NULL, marks TEXT NOT NULL,
     last_fill INTEGER NOT NULL, read_ms INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS intents_open ON intents (follower) WHERE status IN ('pending','unknown','working');
+CREATE INDEX IF NOT EXISTS intents_open ON intents (follower) WHERE {OPEN_SQL};
 CREATE INDEX IF NOT EXISTS plans_by_change ON plans (kind, seq);
 """
 
@@ -455,7 +459,7 @@ class Store:
             )
             db.execute(
                 "UPDATE intents SET status='abandoned', error='abandoned by a close-out', updated_ms=?"
-                " WHERE follower=? AND status IN ('pending','unknown','working')",
+                f" WHERE follower=? AND {OPEN_SQL}",
                 (now_ms, name),
             )
         return abandoned
@@ -597,7 +601,7 @@ class Store:
 
     def followers_with_open_intents(self) -> set[str]:
         """The followers with an intent not final yet (one query for a fan-out)."""
-        query = "SELECT DISTINCT follower FROM intents WHERE status IN ('pending','unknown','working')"
+        query = f"SELECT DISTINCT follower FROM intents WHERE {OPEN_SQL}"
         return {r[0] for r in self._db.execute(query)}
 
     def record_plans(self, plans: list[PlanRecord]) -> list[list[IntentRow]]:
@@ -666,7 +670,7 @@ class Store:
         return self._intent_rows("follower=? AND kind=? AND seq=?", (follower, kind, seq))
 
     def unresolved_intents(self, follower: str) -> list[IntentRow]:
-        return self._intent_rows("follower=? AND status IN ('pending','unknown','working')", (follower,))
+        return self._intent_rows(f"follower=? AND {OPEN_SQL}", (follower,))
 
     def all_intents(self, follower: str | None = None) -> list[IntentRow]:
         if follower is None:
@@ -714,7 +718,7 @@ class Store:
         with self.transaction() as db:
             updated = db.execute(
                 "UPDATE intents SET status=?, order_id=?, filled=?, avg_price=?, error=NULL, updated_ms=?"
-                " WHERE id=? AND status IN ('pending','unknown','working')",
+                f" WHERE id=? AND {OPEN_SQL}",
                 (status, order_id, str(filled), None if avg_price is None else str(avg_price), now_ms, row.id),
             ).rowcount
             if not updated:
