@@ -19,7 +19,8 @@ from bot.engine.crash import FAN_OUT_CHUNK, crash_point
 from bot.engine.journal import PlanJournal
 from bot.engine.mirror import FollowerMirror
 from bot.engine.orders import OpensHalted
-from bot.store.db import IntentRow, Store, StoredChange
+from bot.store.db import Store
+from bot.store.rows import IntentRow, StoredChange
 from bot.venue.errors import VenueError
 
 T = TypeVar("T")

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.core.model import PlanRecord
-from bot.store.db import IntentRow, Store
+from bot.store.db import Store
+from bot.store.rows import IntentRow
 
 
 class PlanJournal:

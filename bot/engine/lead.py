@@ -11,7 +11,8 @@ from typing import Any
 from bot.core.model import ZERO, lead_fill_price
 from bot.engine.clock import Clock
 from bot.engine.prices import MarkPrices
-from bot.store.db import Store, StoredChange
+from bot.store.db import Store
+from bot.store.rows import StoredChange
 from bot.venue.ccxt_venue import AccountVenue
 from bot.venue.errors import Fatal, VenueError
 from bot.venue.stream import PositionStream

@@ -21,7 +21,8 @@ from bot.engine.orders import OrderConfig, OrderSender
 from bot.engine.prices import MarkPrices
 from bot.engine.reconcile import Reconciler
 from bot.settings import FollowerSettings
-from bot.store.db import Store, StoredChange
+from bot.store.db import Store
+from bot.store.rows import StoredChange
 from bot.venue.budget import Priority
 from bot.venue.ccxt_venue import AccountSnapshot, AccountVenue
 

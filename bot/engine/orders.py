@@ -14,7 +14,8 @@ from bot.core.ids import client_order_id
 from bot.core.model import OPEN_STATUSES, IntentStatus, Leg, Market, Plan, PlanKind, PlanRecord
 from bot.engine.clock import Clock
 from bot.engine.journal import PlanJournal
-from bot.store.db import IntentRow, Store
+from bot.store.db import Store
+from bot.store.rows import IntentRow
 from bot.venue.ccxt_venue import AccountVenue, OrderResult
 from bot.venue.errors import Rejected, Temporary, UnknownOutcome
 

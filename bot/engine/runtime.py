@@ -91,6 +91,12 @@ class Runtime:
         self.exit_code = EXIT_TASK_FAILED
         self.stop()
 
+    def _state_commit_failed(self, exc: BaseException) -> None:
+        """The state could not be committed (the disk full or failing): nothing more can be done safely."""
+        self.log.error("state_commit_failed", error=f"{type(exc).__name__}: {exc}"[:500])
+        self.exit_code = EXIT_TASK_FAILED
+        self.stop()
+
     def stop(self) -> None:
         if not self.stopping.is_set():
             self.log.info("shutdown_requested")
@@ -109,6 +115,7 @@ class Runtime:
             )
             return EXIT_UNREACHABLE
         store = open_state(self.settings.bot.state_dir)
+        store.on_commit_failure = self._state_commit_failed
         self.venues: dict[str, AccountVenue] = {}
         self.budgets = Budgets(self.settings.bot.max_weight_share, self.log)
         self.http = SharedHttp()
@@ -127,7 +134,7 @@ class Runtime:
         treasury = self.settings.treasury.name if self.settings.treasury else None
         priority = {lead: Priority.LEAD, treasury: Priority.SETTLEMENT}.get(account.name, Priority.FOLLOWER)
         budget = self.budgets.for_host(host_of(client))
-        venue = self.kind.venue(account.name, client, budget=budget, priority=priority)
+        venue = self.kind.venue(account.name, client, budget=budget, priority=priority, origins=self.http.orders)
         self.venues[account.name] = venue
         return venue
 

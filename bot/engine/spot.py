@@ -28,7 +28,7 @@ from bot.engine.mirror import FollowerMirror
 from bot.engine.orders import OrderConfig, OrderSender
 from bot.engine.prices import MarkPrices
 from bot.engine.reconcile import Reconciler, cancel_orders
-from bot.store.db import StoredChange
+from bot.store.rows import StoredChange
 from bot.venue.budget import Priority
 from bot.venue.ccxt_venue import AccountSnapshot
 from bot.venue.spot_venue import SpotVenue

@@ -20,6 +20,7 @@ from bot.venue.binance_compat import SPOT_OPTIONS, build_binance_spot, build_bin
 from bot.venue.budget import Priority, RequestBudget
 from bot.venue.errors import Fatal, NotFound, RateLimited, Rejected, Temporary, UnknownOutcome, VenueError
 from bot.venue.http import SharedHttp
+from bot.venue.http1 import Origins
 from bot.venue.retry import read_with_retry
 from bot.venue.signer import OrderSigner
 
@@ -181,12 +182,14 @@ class AccountVenue:
         orders_per_second: int = ORDERS_PER_SECOND,
         budget: RequestBudget | None = None,
         priority: Priority = Priority.FOLLOWER,
+        origins: Origins | None = None,
     ) -> None:
         self.name = name
         self.client = client
         self._throttle = Throttler(rate_limit=orders_per_second, period=1.0)
-        # new orders signed as ccxt signs them, without its generic request path (see `signer`)
-        self._signer = OrderSigner(client, self.ORDER_API) if OrderSigner.usable(client) else None
+        # new orders signed as ccxt signs them, sent without its generic request path (see `signer`), on the
+        # process's keep-alive connections to the exchange (`origins`; the signer's own when None)
+        self._signer = OrderSigner(client, self.ORDER_API, origins) if OrderSigner.usable(client) else None
         self.budget = budget
         self.priority = priority  # of this account's reads (the lead's come before followers')
         self.exchange_info_weight = WEIGHT_EXCHANGE_INFO
@@ -442,4 +445,6 @@ class AccountVenue:
         return str(rows[0]["tranId"]) if rows else None
 
     async def close(self) -> None:
+        if self._signer is not None:
+            self._signer.close()
         await self.client.close()

@@ -12,11 +12,14 @@ import ssl
 import aiohttp
 import certifi
 
+from bot.venue.http1 import Origins
+
 
 class SharedHttp:
     def __init__(self) -> None:
         self.ssl_context = ssl.create_default_context(cafile=certifi.where())
         self._session: aiohttp.ClientSession | None = None
+        self.orders = Origins(self.ssl_context)  # the copy path's own keep-alive connections (`http1.py`)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -27,6 +30,7 @@ class SharedHttp:
         return self._session
 
     async def close(self) -> None:
+        self.orders.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

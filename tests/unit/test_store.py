@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sqlite3
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.core.model import FollowerState, Intent, IntentStatus, Leg, PlanKind, PlanRecord
+from bot.store.connection import StateWriteFailed
 from bot.store.db import Store
 
 D = Decimal
@@ -138,3 +142,87 @@ def _write(store: Store, step: str, seq: int) -> None:
             db.execute("UPDATE followers SET state='ended' WHERE name='f'")
             db.execute("UPDATE follower_positions SET amount='7' WHERE follower='f'")
             raise RuntimeError("half-way")
+
+
+def _committed_positions(path: Path) -> dict[str, Decimal]:
+    """What another process reads now (a plain reader: a second Store would wait for this one's write lock)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {s: D(a) for s, a in db.execute("SELECT symbol, amount FROM follower_positions WHERE follower='f'")}
+
+
+def _committed_last_seq(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT last_seq FROM followers WHERE name='f'").fetchone()[0])
+
+
+def _filled_once(store: Store, seq: int) -> None:
+    intent = Intent(Leg.OPEN, "ETHUSDT", "buy", D("0.1"), False)
+    store.record_plans([PlanRecord("f", PlanKind.COPY, seq, [(intent, f"cb-{seq}")], (), seq)])
+    (row,) = store.intents_of("f", PlanKind.COPY, seq)
+    store.record_outcome(row, IntentStatus.FILLED, f"o{seq}", D("0.1"), D(3000), seq)
+
+
+async def test_changes_of_one_loop_turn_commit_together_at_its_end_and_durable_ones_at_once(tmp_path: Path) -> None:
+    """Group commit of the outcomes: this connection reads them at once, another one after the turn; a durable
+    change (a plan) commits what came before it with itself, before the call returns."""
+    path = tmp_path / "s.sqlite3"
+    store = Store(path)
+    store.activate_follower("f", D(1000), D(1000), copy_existing=True, now_ms=1)
+    _filled_once(store, 1)  # plan (durable), then its outcome (batched)
+    store.advance("f", 1)
+    assert store.follower_positions("f") == {"ETHUSDT": D("0.1")} and store.follower("f").last_seq == 1  # type: ignore[union-attr]
+    assert _committed_positions(path) == {}  # not committed yet: the turn is not over
+    await asyncio.sleep(0)
+    assert _committed_positions(path) == {"ETHUSDT": D("0.1")}
+
+    _filled_once(store, 2)
+    intent = Intent(Leg.OPEN, "ETHUSDT", "buy", D("0.1"), False)
+    store.record_plans([PlanRecord("f", PlanKind.COPY, 3, [(intent, "cb-3")], (), 3)])  # durable: takes 2 along
+    assert _committed_positions(path) == {"ETHUSDT": D("0.2")}
+    store.close()
+
+
+async def test_a_failed_change_in_a_turn_takes_only_itself_back(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Store(path)
+    store.activate_follower("f", D(1000), D(1000), copy_existing=True, now_ms=1)
+    store.advance("f", 5)
+    with contextlib.suppress(RuntimeError), store.transaction(changes="f") as db:
+        db.execute("UPDATE followers SET last_seq=9 WHERE name='f'")
+        raise RuntimeError("half-way")
+    await asyncio.sleep(0)
+    assert _fresh_view(path, "f")[0].last_seq == 5  # type: ignore[attr-defined]
+    store.close()
+
+
+class _CommitRefused:
+    """The store's connection, but its disk refuses commits (full, failing): one edge, nothing else changed."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, args)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+async def test_a_commit_refused_at_the_end_of_a_turn_stops_every_later_write_and_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Store(path)
+    store.activate_follower("f", D(1000), D(1000), copy_existing=True, now_ms=1)
+    store.follower_positions("f")
+    reported: list[BaseException] = []
+    store.on_commit_failure = reported.append
+    store._db = _CommitRefused(store._db)  # type: ignore[assignment]
+    store.set_follower_position("f", "ETHUSDT", D(1))
+    await asyncio.sleep(0)
+    assert [str(e) for e in reported] == ["database or disk is full"]
+    with pytest.raises(StateWriteFailed, match="an earlier commit failed"):
+        store.advance("f", 2)
+    assert store.follower_positions("f") == {}  # what was lost is not kept either
+    store.close()
+    assert _committed_positions(path) == {}

@@ -6,7 +6,8 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
-from bot.store.db import SCHEMA_VERSION, Store
+from bot.store.db import Store
+from bot.store.schema import SCHEMA_VERSION
 
 V1 = Path(__file__).resolve().parents[1] / "fixtures" / "schema_v1.sql"  # the DDL of version 1, as released
 

@@ -1,0 +1,160 @@
+"""The state file's connection: its transactions (savepoints, durable commits, the group commit at the end of
+an event loop turn), its schema brought up to date, its meta values, and the rows kept for the next read."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from decimal import Decimal
+from pathlib import Path
+
+from bot.store.rows import FollowerRow
+from bot.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+
+
+class StateWriteFailed(RuntimeError):
+    """A commit of the state failed (the disk is full or failing): nothing more is written by this process."""
+
+
+class StateConnection:
+    """One connection to the state file; the books below share it (and the rows it keeps)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._durable = True
+        self._batch_open = False  # a transaction holding changes not committed yet (see `transaction`)
+        self._commit_scheduled = False
+        self._failed: sqlite3.Error | None = None
+        # told when a commit at the end of a loop turn fails (the daemon stops: see `transaction`)
+        self.on_commit_failure: Callable[[sqlite3.Error], None] | None = None
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        with self.transaction() as db:
+            version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if version is None:
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                db.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(3),))
+            elif int(version[0]) > SCHEMA_VERSION:
+                raise RuntimeError(f"{path} has schema version {version[0]}, newer than this bot ({SCHEMA_VERSION})")
+            else:
+                for step in range(int(version[0]), SCHEMA_VERSION):
+                    for statement in MIGRATIONS[step].split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        self.epoch: str = self._db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0]
+        # What every lead change reads for every follower, kept from the last read and written through by this
+        # class's own methods (the only writer of these tables): a fan-out reads no row twice.
+        self._rows: dict[str, FollowerRow] = {}
+        self._positions: dict[str, dict[str, Decimal]] = {}
+        self._fills: dict[str, tuple[int, list[tuple[int, str, Decimal, Decimal, int]]]] = {}  # (floor, tail)
+
+    def close(self) -> None:
+        if self._failed is None:
+            self._commit_batch()
+        self._db.close()
+
+    @contextmanager
+    def transaction(self, durable: bool = False, changes: str | None = None) -> Iterator[sqlite3.Connection]:
+        """One state change, all or nothing (a savepoint). `durable` changes are committed and fsynced
+        (synchronous=FULL) before this returns: those that precede an action on an exchange (intents,
+        close-outs, settlements). The others (outcomes, progress, snapshots) are committed together at the end
+        of the event loop's turn (group commit: a fan-out's hundred outcomes are one commit, not a hundred),
+        with synchronous=NORMAL, and before any durable one. This connection reads them at once; a crash of the
+        process before that commit loses them, as a power cut could lose a NORMAL commit, and what they said is
+        re-derived (an intent still pending is looked up by its client order id). `changes`: the follower whose
+        row or positions it writes (their kept copies are dropped, whether it commits or not)."""
+        if self._failed is not None:
+            raise StateWriteFailed(f"{self.path}: an earlier commit failed ({self._failed})") from self._failed
+        if durable and self._batch_open:
+            self._commit_batch()
+        if not self._batch_open:
+            if durable != self._durable:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
+            self._db.execute("BEGIN IMMEDIATE")
+            self._batch_open = True
+        self._db.execute("SAVEPOINT change")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK TO change")
+            self._db.execute("RELEASE change")
+            if durable:
+                self._db.execute("ROLLBACK")
+                self._batch_open = False
+            else:
+                self._commit_later()  # the batch's other changes stand
+            raise
+        else:
+            self._db.execute("RELEASE change")
+            if durable:
+                self._db.execute("COMMIT")
+                self._batch_open = False
+            else:
+                self._commit_later()
+        finally:
+            if changes is not None:
+                self._changed(changes)
+
+    def _commit_later(self) -> None:
+        """The open batch commits at the end of this event loop turn (at once outside an event loop)."""
+        if self._commit_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._commit_batch()
+            return
+        self._commit_scheduled = True
+        loop.call_soon(self._commit_scheduled_batch)
+
+    def _commit_scheduled_batch(self) -> None:
+        self._commit_scheduled = False
+        try:
+            self._commit_batch()
+        except sqlite3.Error as exc:
+            # the disk refused (full, I/O error): every later write raises StateWriteFailed, loudly, in the
+            # task that attempts it; the kept copies may hold what was lost, so they go
+            self._failed = exc
+            self._rows.clear()
+            self._positions.clear()
+            self._fills.clear()
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            self._batch_open = False
+            if self.on_commit_failure is not None:
+                self.on_commit_failure(exc)
+            else:
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": f"state commit failed: {exc}", "exception": exc}
+                )
+
+    def _commit_batch(self) -> None:
+        if self._batch_open:
+            self._db.execute("COMMIT")
+            self._batch_open = False
+
+    # -- meta -------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value)
+            )
+
+    def _changed(self, name: str) -> None:
+        """A write to the follower's row or positions: the next read goes to the database."""
+        self._rows.pop(name, None)
+        self._positions.pop(name, None)
