@@ -86,15 +86,37 @@ class IntentStatus(StrEnum):
 OPEN_STATUSES = (IntentStatus.PENDING, IntentStatus.UNKNOWN, IntentStatus.WORKING)  # not final yet
 
 
-class PlanKind(StrEnum):
-    """What a plan is for: one letter, part of every client order id (`ids.py`)."""
+class TransferStatus(StrEnum):
+    """Where a settlement transfer is, as the store keeps it (SPEC 7)."""
 
-    COPY = "c"  # a lead change (seq: the lead change's number)
-    BOOTSTRAP = "b"  # copy_existing at an activation (seq: the activation episode)
-    RECONCILE = "r"  # reconciliation's corrections (seq: clock ms)
-    RELEASE = "i"  # an investment decrease (seq: clock ms)
-    STOP = "s"  # closing after the total stop loss (seq: clock ms)
-    END = "x"  # closing on removal or when the lead is gone (seq: clock ms)
+    DUE = "due"  # owed, with no treasury configured to send it: reported for the operator to pay
+    PENDING = "pending"  # to be sent (again) once its back-off allows; looked up by its id before a resend
+    DONE = "done"
+    FAILED = "failed"  # refused for good: sent again only after `bot settle --retry`
+
+
+class PlanKind(StrEnum):
+    """What a plan is for: one letter, part of every client order id (`ids.py`). A plan is numbered within its
+    kind (per follower), and what the number counts depends on the kind: `number_field` names it."""
+
+    COPY = "c"  # a lead change (number: the lead change's)
+    BOOTSTRAP = "b"  # copy_existing at an activation (number: the activation episode)
+    RECONCILE = "r"  # reconciliation's corrections (number: from the clock, ms)
+    RELEASE = "i"  # an investment decrease (number: from the clock, ms)
+    STOP = "s"  # closing after the total stop loss (number: from the clock, ms)
+    END = "x"  # closing on removal or when the lead is gone (number: from the clock, ms)
+
+    @property
+    def number_field(self) -> str:
+        """What a plan's number is, as logs name it: `lead_change` (the change it copies), `episode` (the
+        activation it bootstraps) or `plan_clock_ms` (a number taken from the clock, unique per follower)."""
+        if self is PlanKind.COPY:
+            return "lead_change"
+        return "episode" if self is PlanKind.BOOTSTRAP else "plan_clock_ms"
+
+    def fields(self, number: int) -> dict[str, object]:
+        """A plan's kind and number for a log line, the number under the name of what it counts."""
+        return {"kind": self.value, self.number_field: number}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +126,7 @@ class PlanRecord:
 
     follower: str
     kind: PlanKind
-    seq: int
+    number: int  # within its kind: what it counts is `kind.number_field` (stored as `seq`)
     intents: list[tuple[Intent, str]]
     skips: tuple[Skip, ...]
     planned_ms: int

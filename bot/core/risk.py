@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -26,17 +26,41 @@ def stop_loss_hit(copy_equity: Decimal, investment: Decimal, pct: Decimal) -> bo
     return copy_equity <= stop_loss_threshold(investment, pct)
 
 
+@dataclass(slots=True)
+class FillSums:
+    """A follower's fills in one symbol since its last account read, summed for the estimate (SPEC 12): their
+    signed quantity, Σ quantity × price, and Σ |quantity| × price (the notional fees are charged on). The
+    estimate is linear in the fills, so these are all it needs, however many fills came since."""
+
+    qty: Decimal = ZERO
+    cost: Decimal = ZERO
+    notional: Decimal = ZERO
+
+    def add(self, qty: Decimal, price: Decimal) -> None:
+        self.qty += qty
+        self.cost += qty * price
+        self.notional += abs(qty) * price
+
+
+def fill_sums(fills: Iterable[tuple[str, Decimal, Decimal]]) -> dict[str, FillSums]:
+    """(symbol, signed quantity, price) fills summed per symbol."""
+    sums: dict[str, FillSums] = {}
+    for symbol, qty, price in fills:
+        sums.setdefault(symbol, FillSums()).add(qty, price)
+    return sums
+
+
 def estimated_copy_equity(
     base: Decimal,
     base_positions: Mapping[str, Decimal],
     base_marks: Mapping[str, Decimal],
-    fills_since: Sequence[tuple[str, Decimal, Decimal]],
+    fills_since: Mapping[str, FillSums],
     marks: Mapping[str, Decimal],
     fee_rate: Decimal,
     fundings: Sequence[tuple[Decimal, Decimal, Decimal]] = (),
 ) -> Decimal:
     """A follower's copy equity now, from the one read at `base` and what changed since, with no request (SPEC
-    12): the positions held then move with their marks, and each fill since (symbol, signed quantity, price)
+    12): the positions held then move with their marks, and each fill since (summed per symbol: `FillSums`)
     adds `quantity × (mark − price)` less its fee, whether it opened or closed (realized PnL and fee go to the
     wallet, the rest is unrealized: at the same mark, equity moves by exactly that), and each funding since
     (signed quantity held then, mark, rate) pays `−quantity × mark × rate` (longs pay a positive rate). A
@@ -46,8 +70,11 @@ def estimated_copy_equity(
         then = base_marks.get(symbol, marks.get(symbol))
         if then is not None:
             moved += qty * (marks.get(symbol, then) - then)
-    for symbol, qty, price in fills_since:
-        moved += qty * (marks.get(symbol, price) - price) - abs(qty) * price * fee_rate
+    for symbol, sums in fills_since.items():
+        mark = marks.get(symbol)
+        if mark is not None:  # Σ q × (mark − p) = mark × Σ q − Σ q × p; without a mark a fill has not moved
+            moved += sums.qty * mark - sums.cost
+        moved -= sums.notional * fee_rate
     for held, mark, rate in fundings:
         moved -= held * mark * rate
     return base + moved

@@ -9,7 +9,7 @@ its worker, behind, with an order still unresolved, without an account read yet)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -60,6 +60,35 @@ class FanOut:
         self.clock = clock
         self.log = log
         self.first_chunk = first_chunk
+
+    async def run(
+        self,
+        mirrors: Mapping[str, FollowerMirror],
+        wakes: Mapping[str, asyncio.Event],
+        lead_changed: asyncio.Event,
+        stopping: asyncio.Event,
+        copied: int,
+    ) -> None:
+        """Each lead change recorded after `copied` (the last one at start: those before are the workers' to
+        catch up), copied to every follower ready for it at once; the others' workers are woken to copy it."""
+        while not stopping.is_set():
+            await lead_changed.wait()
+            lead_changed.clear()
+            for stored in self.store.changes_after(copied):
+                if stopping.is_set():
+                    return
+                held = self.ready(stored, list(mirrors.values()))
+                for name in mirrors.keys() - {m.name for m in held}:
+                    wakes[name].set()  # the followers not held catch up in their workers, at once
+                complete = False
+                try:
+                    complete = await self.copy(stored, held, stopping)
+                finally:
+                    self.release(held)
+                    if not complete:  # the followers it left at the change before copy it in their workers
+                        for mirror in held:
+                            wakes[mirror.name].set()
+                copied = stored.change.seq
 
     def ready(self, stored: StoredChange, mirrors: Iterable[FollowerMirror]) -> list[FollowerMirror]:
         """The followers this fan-out copies `stored` to, held (their workers wait) until `release`: active,

@@ -1,13 +1,15 @@
-"""Who copies, and with how much: admission under capacity, investment changes, episodes of the lead's state.
+"""Who copies, and with how much: admission under capacity, investment changes, episodes of the lead's state,
+followers removed while the daemon was down, and every follower closed out when the lead is gone.
 
 The decisions are the pure core's (`bot/core/risk.py`); this module applies them to the store and logs them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -16,6 +18,7 @@ from bot.core.model import ENDED_STATES, ZERO, FollowerState, PlanKind
 from bot.core.risk import Protection, admissions, capacity, lead_eligible, utilization
 from bot.engine.clock import Clock
 from bot.engine.mirror import FollowerMirror
+from bot.engine.worker import close_until_flat
 from bot.settings import FollowerSettings, ProtectionSettings
 from bot.store.db import Store
 
@@ -163,3 +166,44 @@ class Lifecycle:
                 utilization=used,
             )
         self._exceeded = exceeded
+
+    def forget_removed(self, managed: Collection[str]) -> None:
+        """Followers in the state but gone from the file at start (not `managed`): without their keys they
+        cannot be closed; their episode ends now, and its settlement is reported as unreachable."""
+        for row in self.store.followers():
+            if row.name not in managed and row.state in (
+                FollowerState.ACTIVE,
+                FollowerState.PENDING_CAPACITY,
+                FollowerState.CLOSING,
+            ):
+                self.log.error(
+                    "follower_removed_unmanaged",
+                    follower=row.name,
+                    reason="removed from the configuration while the daemon was down; its keys are "
+                    "gone, so its positions were not closed by the bot",
+                )
+                self.store.end_unmanaged(row.name, "removed from the configuration", self.clock.now_ms())
+
+    async def end_everything(
+        self, mirrors: Mapping[str, FollowerMirror], reason: str, stopping: asyncio.Event, replaced_by: str | None
+    ) -> None:
+        """The lead is gone: every follower is closed out, retried until its account is flat (or the daemon is
+        stopped: a restart resumes). After a replacement the next start begins from the new lead afresh."""
+        store = self.store
+        self.log.error("lead_gone", reason=reason, followers=sorted(mirrors))
+        closing = []
+        for mirror in mirrors.values():
+            row = store.follower(mirror.name)
+            if row is None or row.state in ENDED_STATES:
+                continue
+            if row.state == FollowerState.PENDING_CAPACITY:
+                store.set_follower_state(mirror.name, FollowerState.ENDED, reason)
+                continue
+            if row.state == FollowerState.ACTIVE:
+                mirror.closeout.begin(FollowerState.ENDED, reason)
+            closing.append(mirror)
+        await asyncio.gather(*(close_until_flat(m, stopping) for m in closing))
+        still_closing = [r.name for r in store.followers() if r.state == FollowerState.CLOSING]
+        if replaced_by is not None and not still_closing:
+            store.reset_lead(replaced_by)
+            self.log.info("lead_reset", lead=replaced_by, reason="a new lead starts from its own positions and equity")

@@ -294,10 +294,10 @@ class FollowerMirror:
     async def _estimate(self) -> Decimal:
         base = self._base
         assert base is not None
-        fills = self.store.fills_since(self.name, base.last_fill)
         marks = await self.prices.latest()
         fundings = []
         for symbol, at, rate, mark in self.prices.fundings_since(base.read_ms):
+            fills = self.store.fills_since(self.name, base.last_fill)
             held = base.positions.get(symbol, ZERO) + sum((q for s, q, _, t in fills if s == symbol and t <= at), ZERO)
             if held:
                 fundings.append((held, mark, rate))
@@ -305,7 +305,7 @@ class FollowerMirror:
             base.account_equity,
             base.positions,
             base.marks,
-            [(s, q, p) for s, q, p, _ in fills],
+            self.store.fill_sums_since(self.name, base.last_fill),
             marks,
             self.config.taker_rate,
             fundings,

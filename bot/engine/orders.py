@@ -58,15 +58,18 @@ class OrderSender:
         assert row is not None and row.number > 0, f"{self.name} has no follower number"
         return row.number
 
-    def record_of(self, kind: PlanKind, seq: int, plan: Plan) -> PlanRecord:
+    def record_of(self, kind: PlanKind, plan_number: int, plan: Plan) -> PlanRecord:
         """A plan as it is journaled: each intent with its client order id."""
-        number = self.number
-        intents = [(i, client_order_id(self.store.epoch, number, kind, seq, idx)) for idx, i in enumerate(plan.intents)]
-        return PlanRecord(self.name, kind, seq, intents, tuple(plan.skips), self.clock.now_ms())
+        follower = self.number
+        intents = [
+            (i, client_order_id(self.store.epoch, follower, kind, plan_number, idx))
+            for idx, i in enumerate(plan.intents)
+        ]
+        return PlanRecord(self.name, kind, plan_number, intents, tuple(plan.skips), self.clock.now_ms())
 
-    async def journal_plan(self, kind: PlanKind, seq: int, plan: Plan) -> None:
+    async def journal_plan(self, kind: PlanKind, plan_number: int, plan: Plan) -> None:
         """Makes a plan durable (group commit with the other followers planning now) before anything is sent."""
-        record = self.record_of(kind, seq, plan)
+        record = self.record_of(kind, plan_number, plan)
         if self.journal is not None:
             rows = await self.journal.record(record)
         else:
@@ -77,12 +80,12 @@ class OrderSender:
         """A plan is durable: its intents may be sent at once (no lookup first), its skips and clips logged."""
         self._sent_fresh.update(r.id for r in rows)
         for skip in plan.skips:
-            self.log.info(skip.event, symbol=skip.symbol, lead_change=record.seq, kind=record.kind, **skip.detail)
+            self.log.info(skip.event, symbol=skip.symbol, **record.kind.fields(record.number), **skip.detail)
         for clip in plan.clipped:
-            self.log.info(plan.clip_event, lead_change=record.seq, **clip)
+            self.log.info(plan.clip_event, **record.kind.fields(record.number), **clip)
 
-    async def execute(self, kind: PlanKind, seq: int) -> None:
-        await self.send(self.store.intents_of(self.name, kind, seq))
+    async def execute(self, kind: PlanKind, plan_number: int) -> None:
+        await self.send(self.store.intents_of(self.name, kind, plan_number))
 
     async def send(self, rows: list[IntentRow]) -> None:
         """Drives a plan's intents (as journaled, or as last read) to final states, one after the other."""
@@ -179,9 +182,8 @@ class OrderSender:
             qty=intent.qty,
             reduce_only=intent.reduce_only,
             leg=intent.leg.value,
-            lead_change=row.seq,
-            kind=row.kind,
             client_order_id=row.client_order_id,
+            **row.kind.fields(row.number),
         )
         return await self.venue.place(intent.symbol, intent.side, intent.qty, intent.reduce_only, row.client_order_id)
 
@@ -216,8 +218,7 @@ class OrderSender:
             status=status,
             order_id=result.order_id,
             client_order_id=row.client_order_id,
-            lead_change=row.seq,
-            kind=row.kind,
+            **row.kind.fields(row.number),
         )
 
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import signal
 from collections.abc import Coroutine
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bot import logs
-from bot.core.model import ENDED_STATES, FollowerState
+from bot.core.model import FollowerState
 from bot.engine.clock import Clock, SystemClock
 from bot.engine.fanout import FanOut
 from bot.engine.journal import PlanJournal
@@ -22,16 +20,17 @@ from bot.engine.kinds import KINDS
 from bot.engine.lead import LeadPoller, LeadStream
 from bot.engine.lifecycle import Lifecycle, protection_of
 from bot.engine.mirror import FollowerMirror, MirrorConfig
-from bot.engine.orders import OpensHalted
+from bot.engine.periodic import commission_rates, heartbeat, settle_loop
 from bot.engine.prices import MarkPrices
 from bot.engine.reload import account_secrets, followers_diff, restart_only_changes, unknown_symbols
 from bot.engine.settle import Settler
+from bot.engine.worker import Worker
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
 from bot.store.state_dir import lock_state, open_state
 from bot.venue.budget import Budgets, Priority, paced_interval, pass_spacing_s
 from bot.venue.ccxt_venue import AccountVenue, build_client, host_of
-from bot.venue.errors import Fatal, VenueError
+from bot.venue.errors import VenueError
 from bot.venue.http import SharedHttp
 from bot.venue.marks import MarkStream
 from bot.venue.stream import PositionStream
@@ -202,7 +201,7 @@ class Runtime:
         self.lifecycle = Lifecycle(store, protection_of(self.settings.protection), self.clock, self.log)
         for follower in self.settings.followers:
             self._add_mirror(follower, store)
-        self._forget_removed(store)
+        self.lifecycle.forget_removed(self.mirrors.keys())
         self.settler = Settler(
             self.settings,
             store,
@@ -220,7 +219,9 @@ class Runtime:
             else:
                 reason = f"lead {stored_lead} replaced"
             code = EXIT_LEAD_GONE if lead_gone else EXIT_OK
-            await self._end_everything(reason, store, replaced_by=lead.name if lead and not lead_gone else None)
+            await self.lifecycle.end_everything(
+                self.mirrors, reason, self.stopping, replaced_by=lead.name if lead and not lead_gone else None
+            )
             self.exit_code = code if self.exit_code == EXIT_OK else self.exit_code
             return self.exit_code
         store.set_meta("lead_name", lead.name)
@@ -254,14 +255,28 @@ class Runtime:
         )
         for name in self.mirrors:
             self._start_worker(name, store)
-        self._spawn(self._settle_loop(), "settlement")
+        settle_every_s = min(1.0, self.settings.bot.poll_interval_s)
+        self._spawn(settle_loop(self.settler, self.stopping, settle_every_s, self.log), "settlement")
         if self.kind.assumes_fee_rate:
-            self._spawn(self._commission_rates(), "commission-rates")
-        self._fan_out_task = self._spawn(self._fan_out(store, store.last_seq()), "fan-out")
+            rates = commission_rates(self._configured, self._rate_market, self.taker_rate, self.stopping)
+            self._spawn(rates, "commission-rates")
+        fan_out = self.fanout.run(self.mirrors, self._wakes, self._lead_changed, self.stopping, store.last_seq())
+        self._fan_out_task = self._spawn(fan_out, "fan-out")
         self._spawn(poller.run(self.stopping), "lead")
         self._mark_stream(lead)
         self._stream(lead, poller)
-        self._spawn(self._heartbeat(store, poller), "heartbeat")
+        beat = heartbeat(
+            store,
+            poller,
+            self.budgets,
+            lambda: self.mirrors.keys(),
+            lambda: self.reconcile_interval_s,
+            self.clock,
+            self.settings.bot.heartbeat_interval_s,
+            self.stopping,
+            self.log,
+        )
+        self._spawn(beat, "heartbeat")
         self._spawn(self._coordinate(store, poller), "lifecycle")
         await self.stopping.wait()
         await self._shutdown()
@@ -299,6 +314,10 @@ class Runtime:
     def _order(self) -> list[str]:
         return [f.name for f in self.settings.followers]
 
+    def _configured(self) -> list[FollowerMirror]:
+        """The mirrors of the followers configured now, in the configuration's order."""
+        return [self.mirrors[n] for n in self._order() if n in self.mirrors]
+
     def _add_mirror(self, follower: FollowerSettings, store: Store) -> FollowerMirror:
         venue = self.venues.get(follower.name) or self._venue(follower)
         # sizing and the stop loss run on the copy equity estimated between account reads: a lead change never
@@ -310,57 +329,19 @@ class Runtime:
         self._wakes[follower.name] = asyncio.Event()
         return mirror
 
-    def _forget_removed(self, store: Store) -> None:
-        """Followers in the state but gone from the file at start: without their keys they cannot be closed;
-        their episode ends now, and its settlement is reported as unreachable."""
-        for row in store.followers():
-            if row.name not in self.mirrors and row.state in (
-                FollowerState.ACTIVE,
-                FollowerState.PENDING_CAPACITY,
-                FollowerState.CLOSING,
-            ):
-                self.log.error(
-                    "follower_removed_unmanaged",
-                    follower=row.name,
-                    reason="removed from the configuration while the daemon was down; its keys are "
-                    "gone, so its positions were not closed by the bot",
-                )
-                store.end_unmanaged(row.name, "removed from the configuration", self.clock.now_ms())
-
     def _start_worker(self, name: str, store: Store) -> None:
-        self._workers[name] = self._spawn(self._worker(self.mirrors[name], store), f"follower:{name}")
-
-    async def _end_everything(self, reason: str, store: Store, replaced_by: str | None) -> None:
-        """The lead is gone: every follower is closed out, retried until its account is flat (or the daemon is
-        stopped: a restart resumes). After a replacement the next start begins from the new lead afresh."""
-        self.log.error("lead_gone", reason=reason, followers=sorted(self.mirrors))
-        closing = []
-        for mirror in self.mirrors.values():
-            row = store.follower(mirror.name)
-            if row is None or row.state in ENDED_STATES:
-                continue
-            if row.state == FollowerState.PENDING_CAPACITY:
-                store.set_follower_state(mirror.name, FollowerState.ENDED, reason)
-                continue
-            if row.state == FollowerState.ACTIVE:
-                mirror.closeout.begin(FollowerState.ENDED, reason)
-            closing.append(mirror)
-        await asyncio.gather(*(self._close_until_flat(m) for m in closing))
-        still_closing = [r.name for r in store.followers() if r.state == FollowerState.CLOSING]
-        if replaced_by is not None and not still_closing:
-            store.reset_lead(replaced_by)
-            self.log.info("lead_reset", lead=replaced_by, reason="a new lead starts from its own positions and equity")
-
-    async def _close_until_flat(self, mirror: FollowerMirror) -> None:
-        backoff = 0.5
-        while not self.stopping.is_set():
-            try:
-                if await mirror.closeout.step():
-                    return
-            except VenueError as exc:
-                mirror.log.error("follower_close_failed", error=str(exc))
-            await self._pause(backoff)
-            backoff = min(backoff * 2, 30.0)
+        worker = Worker(
+            self.mirrors[name],
+            store,
+            self._wakes[name],
+            self.clock,
+            self.stopping,
+            self.settings.bot.poll_interval_s,
+            lambda: self.reconcile_interval_s,
+            self.kind.reconcile_weight[0],
+        )
+        first = self._first_reconcile.pop(name, 0)  # spread at start, then every interval
+        self._workers[name] = self._spawn(worker.run(first), f"follower:{name}")
 
     async def _shutdown(self) -> None:
         """Stops taking lead changes; lets in-flight orders finish within the grace period."""
@@ -382,72 +363,6 @@ class Runtime:
         for wake in self._wakes.values():
             wake.set()
 
-    async def _fan_out(self, store: Store, copied: int) -> None:
-        """Each lead change recorded after `copied` (the last one at start: those before are the workers' to
-        catch up), copied to every follower ready for it at once; the others' workers are woken to copy it."""
-        while not self.stopping.is_set():
-            await self._lead_changed.wait()
-            self._lead_changed.clear()
-            for stored in store.changes_after(copied):
-                if self.stopping.is_set():
-                    return
-                held = self.fanout.ready(stored, list(self.mirrors.values()))
-                for name in self.mirrors.keys() - {m.name for m in held}:
-                    self._wakes[name].set()  # the followers not held catch up in their workers, at once
-                complete = False
-                try:
-                    complete = await self.fanout.copy(stored, held, self.stopping)
-                finally:
-                    self.fanout.release(held)
-                    if not complete:  # the followers it left at the change before copy it in their workers
-                        for mirror in held:
-                            self._wakes[mirror.name].set()
-                copied = stored.change.seq
-
-    async def _worker(self, mirror: FollowerMirror, store: Store) -> None:
-        """One follower's loop: one slow or failing follower never holds up the others."""
-        wake = self._wakes[mirror.name]
-        next_reconcile = self._first_reconcile.pop(mirror.name, 0)  # spread at start, then every interval
-        backoff = 1.0
-        while not self.stopping.is_set():
-            wake.clear()
-            if not mirror.claim():  # a fan-out has it: the next wake, or the poll interval, comes back
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=self.settings.bot.poll_interval_s)
-                continue
-            try:
-                try:
-                    reconciled = await mirror.step(self.stopping, partial(self._reconcile_due, mirror, next_reconcile))
-                finally:
-                    mirror.unclaim()
-                if reconciled:
-                    next_reconcile = self.clock.now_ms() + int(self.reconcile_interval_s * 1000)
-                row = store.follower(mirror.name)
-                if row is not None and row.state == FollowerState.ENDED and mirror.end_request is not None:
-                    return  # removed from the configuration and flat: this worker is done
-                if row is not None and row.state == FollowerState.CLOSING:
-                    raise _NotFlat
-                backoff = 1.0
-            except OpensHalted:
-                continue  # a close-out was requested mid-way: it starts at once
-            except (VenueError, _NotFlat) as exc:
-                if isinstance(exc, VenueError):
-                    event = "follower_account_failed" if isinstance(exc, Fatal) else "follower_sync_failed"
-                    mirror.log.error(event, error=str(exc))
-                await self._pause(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=self.settings.bot.poll_interval_s)
-
-    def _reconcile_due(self, mirror: FollowerMirror, next_reconcile: int) -> bool:
-        """A reconciliation pass is due and the budget has room for it now: a pass that would wait in the
-        budget's queue waits for the next step instead (it may hold up a copy)."""
-        budget = mirror.venue.budget
-        return self.clock.now_ms() >= next_reconcile and (
-            budget is None or budget.has_room(self.kind.reconcile_weight[0], Priority.FOLLOWER)
-        )
-
     async def _coordinate(self, store: Store, poller: LeadPoller) -> None:
         """After each lead poll: capacity and eligibility; on SIGHUP: the new configuration; the lead's key."""
         while not self.stopping.is_set():
@@ -465,7 +380,9 @@ class Runtime:
                 if poller.gone_reason is not None:
                     store.set_meta("lead_gone", poller.gone_reason)
                     await self._stop_workers()
-                    await self._end_everything(poller.gone_reason, store, replaced_by=None)
+                    await self.lifecycle.end_everything(
+                        self.mirrors, poller.gone_reason, self.stopping, replaced_by=None
+                    )
                     self.exit_code = EXIT_LEAD_GONE
                     self.stop()
                     return
@@ -494,9 +411,10 @@ class Runtime:
         if lead is None or lead.name != (self.settings.lead.name if self.settings.lead else None):
             self.settings = settings
             await self._stop_workers()
-            await self._end_everything(
+            await self.lifecycle.end_everything(
+                self.mirrors,
                 "lead removed from the configuration" if lead is None else "lead replaced in the configuration",
-                store,
+                self.stopping,
                 replaced_by=lead.name if lead is not None else None,
             )
             self.exit_code = EXIT_OK
@@ -539,7 +457,7 @@ class Runtime:
         rather than the budget breaking. Logged at start and on each reload. At start, the first passes are
         spread over the time the budget needs for them, so that no worker waits in its queue meanwhile."""
         configured = self.settings.bot.reconcile_interval_s
-        followers = [self.mirrors[n] for n in self._order() if n in self.mirrors]
+        followers = self._configured()
         budget = followers[0].venue.budget if followers else None
         allowance = budget.allowance if budget is not None else 10**9
         base, per_symbol = self.kind.reconcile_weight
@@ -566,65 +484,3 @@ class Runtime:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-    async def _settle_loop(self) -> None:
-        """Settles each cycle as soon as it ends (and, at start, every cycle missed while down, oldest first),
-        and sends pending transfers as their back-off allows."""
-        while not self.stopping.is_set():
-            try:
-                await self.settler.run_due()
-            except (VenueError, OSError) as exc:
-                self.log.error("settlement_failed", error=str(exc))
-            await self._pause(min(1.0, self.settings.bot.poll_interval_s))
-
-    async def _commission_rates(self) -> None:
-        """Each follower's own taker rate, read once in the background at the budget's lowest priority (weight
-        20 each, only while a minute is less than half used, so never in the way of anything else): until then
-        its fills are estimated at the lead's rate, and the true-ups correct the difference."""
-        read: set[str] = set()
-        while not self.stopping.is_set():
-            pending = [n for n in self._order() if n in self.mirrors and n not in read]
-            if not pending:
-                await self._pause(30)  # followers added by a reload
-                continue
-            mirror = self.mirrors[pending[0]]
-            try:
-                rate = await mirror.venue.taker_rate(self._rate_market, Priority.BACKGROUND)
-                mirror.config.taker_rate = rate
-                read.add(mirror.name)
-                mirror.log.info("commission_rate_read", taker_rate=rate, assumed_before=self.taker_rate)
-            except Fatal:
-                read.add(mirror.name)  # its key is gone: its worker says so; the lead's rate stays assumed
-            except VenueError as exc:
-                mirror.log.warning("commission_rate_unread", error=str(exc), retry_in_s=30)
-                await self._pause(30)
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
-
-    async def _heartbeat(self, store: Store, poller: LeadPoller) -> None:
-        while not self.stopping.is_set():
-            await self._pause(self.settings.bot.heartbeat_interval_s)
-            if self.stopping.is_set():
-                return
-            last = store.last_seq()
-            rows = [r for r in store.followers() if r.name in self.mirrors]
-            lag = {r.name: last - r.last_seq for r in rows if r.state == FollowerState.ACTIVE}
-            self.log.info(
-                "heartbeat",
-                last_lead_change=last,
-                lead_polls=poller.polls,
-                last_poll_age_ms=self.clock.now_ms() - poller.last_poll_ms if poller.last_poll_ms else -1,
-                follower_lag=lag,
-                max_lag=max(lag.values(), default=0),
-                states={r.name: r.state for r in rows},
-                request_weight=self.budgets.summary(),
-                reconcile_interval_s=round(self.reconcile_interval_s, 1),
-            )
-            store.set_meta("request_weight", json.dumps(self.budgets.summary()))
-            store.set_meta("reconcile_interval_s", f"{self.reconcile_interval_s:.1f}")
-
-
-class _NotFlat(Exception):
-    """A close-out step left the account holding positions: the worker backs off and tries again."""

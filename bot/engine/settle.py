@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from bot.core.cycles import Cycle, completed_cycles
 from bot.core.ids import transfer_id
-from bot.core.model import ZERO
+from bot.core.model import ZERO, TransferStatus
 from bot.core.settlement import CycleFigures, settle
 from bot.engine.clock import Clock
 from bot.reports.settlement import write_reports
@@ -164,7 +164,7 @@ class Settler:
         """Records the settlement of every episode active in the cycle, with its transfers, and the reports."""
         await self._snapshot(cycle)
         protection = self.settings.protection
-        status = "pending" if self.treasury is not None else "due"
+        status = TransferStatus.PENDING if self.treasury is not None else TransferStatus.DUE
         for episode in self.book.episodes_overlapping(cycle.start_ms, cycle.end_ms):
             name = episode.follower
             if self.book.row(cycle.id, name, episode.episode) is not None:
@@ -222,7 +222,7 @@ class Settler:
             report=str(directory / "settlement.md"),
         )
 
-    def _transfers(self, cycle: Cycle, record: SettlementRecord, status: str) -> list[Transfer]:
+    def _transfers(self, cycle: Cycle, record: SettlementRecord, status: TransferStatus) -> list[Transfer]:
         follower = self.store.follower(record.follower)
         assert follower is not None
         out = []
@@ -246,7 +246,7 @@ class Settler:
         """`settlement_completed`, once per cycle, when none of its transfers is pending any more."""
         for cycle, _, _ in self.book.incomplete_cycles():
             transfers = self.book.transfers(cycle)
-            if any(t.status == "pending" for t in transfers):
+            if any(t.status == TransferStatus.PENDING for t in transfers):
                 continue
             rows = self.book.rows(cycle)
             directory = self.write(cycle)
@@ -258,10 +258,10 @@ class Settler:
                 compensation=sum((r.compensation for r in rows), ZERO),
                 profit_share=sum((r.profit_share for r in rows), ZERO),
                 fee_rebate=sum((r.fee_rebate for r in rows), ZERO),
-                transfers_done=sum(1 for t in transfers if t.status == "done"),
+                transfers_done=sum(1 for t in transfers if t.status == TransferStatus.DONE),
                 transfers_pending=0,
-                transfers_failed=sum(1 for t in transfers if t.status == "failed"),
-                transfers_due=sum(1 for t in transfers if t.status == "due"),
+                transfers_failed=sum(1 for t in transfers if t.status == TransferStatus.FAILED),
+                transfers_due=sum(1 for t in transfers if t.status == TransferStatus.DUE),
                 report=str(directory / "settlement.md"),
             )
             self.book.mark_completed(cycle, self.clock.now_ms())
@@ -273,7 +273,7 @@ class Settler:
         unknown sub-account, a missing email) is `failed` until `bot settle --retry`."""
         if self.treasury is None:
             return
-        for transfer in self.book.transfers(status="pending"):
+        for transfer in self.book.transfers(status=TransferStatus.PENDING):
             if transfer.next_attempt_ms > self.clock.now_ms():
                 continue
             await self._attempt(self.treasury, transfer)
@@ -292,7 +292,7 @@ class Settler:
         except VenueError as exc:
             permanent = isinstance(exc, Rejected) and not exc.retryable
             delay = retry_delay_s(attempt.attempts)
-            status = "failed" if permanent else "pending"
+            status = TransferStatus.FAILED if permanent else TransferStatus.PENDING
             now = self.clock.now_ms()
             self.book.finish_attempt(tid, status, None, str(exc), now + int(delay * 1000), now)
             self._log_transfer(
@@ -301,7 +301,7 @@ class Settler:
             if permanent:
                 self.write(transfer.cycle)
             return
-        self.book.finish_attempt(tid, "done", found, None, 0, self.clock.now_ms())
+        self.book.finish_attempt(tid, TransferStatus.DONE, found, None, 0, self.clock.now_ms())
         self._log_transfer("transfer_completed", attempt, tran_id=found)
         self.write(transfer.cycle)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from bot.core.model import ZERO, FollowerState, IntentStatus
+from bot.core.model import ZERO, FollowerState, IntentStatus, TransferStatus
 from bot.core.risk import Protection, capacity, lead_eligible, stop_loss_threshold, utilization
 from bot.settings import Settings
 from bot.store.db import Store
@@ -104,8 +104,8 @@ def transfers_line(store: Store) -> str:
         counts[t.status] = counts.get(t.status, 0) + 1
     lines = ["transfers: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))]
     for t in transfers:
-        if t.status in ("pending", "failed"):  # a transfer's (store.settlement.Transfer)
-            retry = " (`bot settle --retry` once fixed)" if t.status == "failed" else ""
+        if t.status in (TransferStatus.PENDING, TransferStatus.FAILED):
+            retry = " (`bot settle --retry` once fixed)" if t.status == TransferStatus.FAILED else ""
             lines.append(
                 f"  {t.status} {t.client_tran_id}: {t.kind} {t.amount:.2f} {t.from_account} -> {t.to_account}, "
                 f"{t.attempts} attempt(s){retry}: {t.error or '-'}"

@@ -11,7 +11,7 @@ from contextlib import contextmanager, suppress
 from decimal import Decimal
 from pathlib import Path
 
-from bot.store.rows import FollowerRow
+from bot.store.rows import FollowerRow, KeptFills
 from bot.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 
@@ -54,7 +54,7 @@ class StateConnection:
         # class's own methods (the only writer of these tables): a fan-out reads no row twice.
         self._rows: dict[str, FollowerRow] = {}
         self._positions: dict[str, dict[str, Decimal]] = {}
-        self._fills: dict[str, tuple[int, list[tuple[int, str, Decimal, Decimal, int]]]] = {}  # (floor, tail)
+        self._fills: dict[str, KeptFills] = {}
 
     def close(self) -> None:
         if self._failed is None:

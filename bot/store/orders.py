@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from decimal import Decimal
 
 from bot.core.model import (
@@ -14,14 +15,15 @@ from bot.core.model import (
     PlanKind,
     PlanRecord,
 )
+from bot.core.risk import FillSums
 from bot.store.connection import StateConnection
-from bot.store.rows import INTENT_SELECT, IntentRow, decimal_or_none
+from bot.store.rows import INTENT_SELECT, IntentRow, KeptFills, decimal_or_none
 from bot.store.schema import OPEN_SQL
 
 
 def insert_plan(db: sqlite3.Connection, plan: PlanRecord) -> list[IntentRow]:
     """A plan's rows (the plan, its intents pending, its skips) in the transaction `db`; returns the intents."""
-    follower, kind, seq, now_ms = plan.follower, plan.kind, plan.seq, plan.planned_ms
+    follower, kind, seq, now_ms = plan.follower, plan.kind, plan.number, plan.planned_ms
     db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (follower, kind, seq, now_ms))
     rows = []
     for idx, (intent, cid) in enumerate(plan.intents):
@@ -192,7 +194,7 @@ class OrderBook(StateConnection):
         # committed: the kept copies follow (written through, not read again)
         kept = self._fills.get(row.follower)
         if fill_id is not None and kept is not None:
-            kept[1].append((fill_id, symbol, signed, avg_price or ZERO, now_ms))
+            kept.append(fill_id, symbol, signed, avg_price or ZERO, now_ms)
         held = self._positions.get(row.follower)
         if amount is not None and held is not None:
             if amount:
@@ -206,21 +208,28 @@ class OrderBook(StateConnection):
         return int(row[0])
 
     def fills_since(self, follower: str, after: int) -> list[tuple[str, Decimal, Decimal, int]]:
-        """(symbol, signed quantity, price, recorded ms) of the follower's fills journaled after position `after`.
-        The copy equity estimate asks this on every lead change, always from its last account read: the fills
-        since are kept (and appended to by `record_outcome`), those before it dropped."""
+        """(symbol, signed quantity, price, recorded ms) of the follower's fills journaled after position `after`."""
+        return [(s, q, p, t) for _, s, q, p, t in self._kept_fills(follower, after).fills]
+
+    def fill_sums_since(self, follower: str, after: int) -> Mapping[str, FillSums]:
+        """The same fills summed per symbol: what the copy equity estimate reads on every lead change."""
+        return self._kept_fills(follower, after).sums
+
+    def _kept_fills(self, follower: str, after: int) -> KeptFills:
+        """The estimate asks always from the follower's last account read: the fills since are kept (and
+        appended to by `record_outcome`), those before it dropped."""
         kept = self._fills.get(follower)
-        if kept is None or after < kept[0]:
+        if kept is None or after < kept.floor:
             rows = self._db.execute(
                 "SELECT rowid, symbol, signed_qty, price, recorded_ms FROM fills WHERE follower=? AND rowid > ?"
                 " ORDER BY rowid",
                 (follower, after),
             )
-            kept = (after, [(int(i), s, Decimal(q), Decimal(p), int(t)) for i, s, q, p, t in rows])
-        elif after > kept[0]:
-            kept = (after, [f for f in kept[1] if f[0] > after])
+            kept = KeptFills(after, [(int(i), s, Decimal(q), Decimal(p), int(t)) for i, s, q, p, t in rows])
+        elif after > kept.floor:
+            kept = kept.after(after)
         self._fills[follower] = kept
-        return [(s, q, p, t) for _, s, q, p, t in kept[1]]
+        return kept
 
     def traded_symbols(self, follower: str) -> set[str]:
         """Every market the follower has a fill in."""

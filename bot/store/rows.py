@@ -13,6 +13,7 @@ from bot.core.model import (
     LeadChange,
     PlanKind,
 )
+from bot.core.risk import FillSums, fill_sums
 
 INTENT_SELECT = (
     "SELECT id, follower, kind, seq, idx, leg, symbol, side, qty, reduce_only, client_order_id, status,"
@@ -50,7 +51,7 @@ class IntentRow:
     id: int
     follower: str
     kind: PlanKind
-    seq: int
+    number: int  # its plan's number within the kind: what it counts is `kind.number_field` (stored as `seq`)
     idx: int
     intent: Intent
     client_order_id: str
@@ -76,3 +77,23 @@ def follower_row(r: tuple[Any, ...]) -> FollowerRow:
 
 def decimal_or_none(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
+
+
+class KeptFills:
+    """A follower's fills journaled after `floor` (its last account read's), kept in order and summed per
+    symbol as they come: the estimate on every lead change reads the sums, not the fills."""
+
+    __slots__ = ("fills", "floor", "sums")
+
+    def __init__(self, floor: int, fills: list[tuple[int, str, Decimal, Decimal, int]]) -> None:
+        self.floor = floor
+        self.fills = fills  # (journal position, symbol, signed quantity, price, recorded ms)
+        self.sums = fill_sums((s, q, p) for _, s, q, p, _ in fills)
+
+    def append(self, fill_id: int, symbol: str, qty: Decimal, price: Decimal, recorded_ms: int) -> None:
+        self.fills.append((fill_id, symbol, qty, price, recorded_ms))
+        self.sums.setdefault(symbol, FillSums()).add(qty, price)
+
+    def after(self, floor: int) -> KeptFills:
+        """Those journaled after a later `floor` (a new account read)."""
+        return KeptFills(floor, [f for f in self.fills if f[0] > floor])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from bot.core.model import ZERO
+from bot.core.model import ZERO, TransferStatus
 
 if TYPE_CHECKING:
     from bot.store.db import Store
@@ -62,7 +62,7 @@ class Transfer:
     from_account: str
     to_account: str
     amount: Decimal
-    status: str  # due (no treasury), pending, done, failed (needs `bot settle --retry`)
+    status: TransferStatus
     tran_id: str | None = None
     error: str | None = None
     attempts: int = 0
@@ -113,7 +113,7 @@ def _transfer(row: tuple[object, ...]) -> Transfer:
         str(src),
         str(dst),
         Decimal(str(amount)),
-        str(status),
+        TransferStatus(str(status)),
         None if tran_id is None else str(tran_id),
         None if error is None else str(error),
         int(str(attempts)),
@@ -319,7 +319,7 @@ class SettlementBook:
 
     # -- transfers ---------------------------------------------------------------------------------
 
-    def transfers(self, cycle: str | None = None, status: str | None = None) -> list[Transfer]:
+    def transfers(self, cycle: str | None = None, status: TransferStatus | None = None) -> list[Transfer]:
         clauses, args = [], []
         if cycle is not None:
             clauses.append("cycle=?")
@@ -345,7 +345,13 @@ class SettlementBook:
         return _transfer(row)
 
     def finish_attempt(
-        self, client_tran_id: str, status: str, tran_id: str | None, error: str | None, next_ms: int, now_ms: int
+        self,
+        client_tran_id: str,
+        status: TransferStatus,
+        tran_id: str | None,
+        error: str | None,
+        next_ms: int,
+        now_ms: int,
     ) -> None:
         with self._store.transaction() as db:
             db.execute(

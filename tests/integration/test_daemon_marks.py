@@ -114,22 +114,23 @@ async def test_a_stop_loss_fired_by_a_mark_move_alone_makes_no_request_but_its_c
 
 
 def test_the_estimate_follows_marks_and_fills_exactly() -> None:
-    from bot.core.risk import estimated_copy_equity
+    from bot.core.risk import estimated_copy_equity, fill_sums
 
     # SPEC example F's follower: 1,000 of copy equity, 0.2 ETH bought at 3,000
     base, held, marks = D(1000), {"ETHUSDT": D("0.2")}, {"ETHUSDT": D(3000)}
-    assert estimated_copy_equity(base, held, marks, [], {"ETHUSDT": D(1500)}, D(0)) == D(700)
+    assert estimated_copy_equity(base, held, marks, {}, {"ETHUSDT": D(1500)}, D(0)) == D(700)
     # then it buys 0.1 more at 1,500 (fee 0.05 %) and the mark goes to 1,600
     fills = [("ETHUSDT", D("0.1"), D(1500))]
     now = {"ETHUSDT": D(1600)}
-    assert estimated_copy_equity(base, held, marks, fills, now, D("0.0005")) == D(1000) - D(280) + D(10) - D("0.075")
+    summed = fill_sums(fills)
+    assert estimated_copy_equity(base, held, marks, summed, now, D("0.0005")) == D(1000) - D(280) + D(10) - D("0.075")
     # and closes 0.3 at 1,600: the closing fill realizes at the same mark, equity moves only by the fee
     fills.append(("ETHUSDT", D("-0.3"), D(1600)))
-    assert estimated_copy_equity(base, held, marks, fills, now, D("0.0005")) == D("729.925") - D("0.24")
+    assert estimated_copy_equity(base, held, marks, fill_sums(fills), now, D("0.0005")) == D("729.925") - D("0.24")
     # funding: the long 0.2 pays 0.01 % of 3,000 x 0.2 at one funding time; a short 0.2 is paid at the next
     fundings = [(D("0.2"), D(3000), D("0.0001")), (D("-0.2"), D(3000), D("0.0001"))]
-    assert estimated_copy_equity(base, held, marks, [], marks, D(0), fundings[:1]) == D("999.94")
-    assert estimated_copy_equity(base, held, marks, [], marks, D(0), fundings) == D(1000)
+    assert estimated_copy_equity(base, held, marks, {}, marks, D(0), fundings[:1]) == D("999.94")
+    assert estimated_copy_equity(base, held, marks, {}, marks, D(0), fundings) == D(1000)
 
 
 async def test_funding_times_come_from_the_stream_as_advertised() -> None:

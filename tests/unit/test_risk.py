@@ -11,6 +11,8 @@ from bot.core.risk import (
     Protection,
     admissions,
     capacity,
+    estimated_copy_equity,
+    fill_sums,
     lead_eligible,
     stop_loss_hit,
     stop_loss_threshold,
@@ -56,3 +58,33 @@ def test_admitted_aum_never_passes_the_pause_level(lead_equity: Decimal, amounts
     total = sum((a for n, a in queue if n in admitted), D(0))
     assert total <= D("0.95") * capacity(lead_equity, ON)
     assert list(admitted) == [n for n, _ in queue[: len(admitted)]]  # a prefix: config order
+
+
+_fills = st.lists(
+    st.tuples(
+        st.sampled_from(["ETHUSDT", "BTCUSDT", "SOLUSDT"]),
+        st.decimals(min_value=-50, max_value=50, places=3).filter(lambda q: q != 0),
+        st.decimals(min_value=1, max_value=100_000, places=2),
+    ),
+    max_size=40,
+)
+
+
+@given(
+    fills=_fills,
+    marks=st.dictionaries(
+        st.sampled_from(["ETHUSDT", "BTCUSDT", "SOLUSDT"]), st.decimals(min_value=1, max_value=100_000, places=2)
+    ),
+    fee=st.decimals(min_value=0, max_value="0.001", places=5),
+)
+def test_the_estimate_on_fills_summed_per_symbol_is_the_estimate_fill_by_fill(
+    fills: list[tuple[str, Decimal, Decimal]], marks: dict[str, Decimal], fee: Decimal
+) -> None:
+    """SPEC 12, fill by fill: each fill adds q × (mark − price) (nothing without a mark) less |q| × price × fee.
+    Summed per symbol (what the store keeps as fills come) it is the same figure, to far below a cent."""
+    by_fill = sum(
+        (q * (marks.get(s, p) - p) - abs(q) * p * fee for s, q, p in fills),
+        Decimal(0),
+    )
+    summed = estimated_copy_equity(Decimal(1000), {}, {}, fill_sums(fills), marks, fee) - 1000
+    assert abs(summed - by_fill) < Decimal("1e-12")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import logs
+from bot.core.model import TransferStatus
 from bot.engine.settle import Settler, retry_delay_s
 from bot.settings import AccountSettings, FollowerSettings, Settings
 from bot.store.db import Store
@@ -73,7 +74,7 @@ async def test_each_attempt_is_durable_before_it_is_sent_and_a_resend_looks_up_f
     try:
         store.register_waiting("f1", D(1000), "", 0)
         record = SettlementRecord("S6-1", "f1", 1, D(1000), D(980), D(0), D(0), D(0), D(-20), D(20), D(0), D(0), False)
-        transfer = Transfer("st-x-1-1-1c", "S6-1", "f1", 1, "compensation", "lead", "f1", D(20), "pending")
+        transfer = Transfer("st-x-1-1-1c", "S6-1", "f1", 1, "compensation", "lead", "f1", D(20), TransferStatus.PENDING)
         store.settlement.record(6000, 12000, record, [transfer], 0)
         treasury = Treasury(path)
         settler = Settler(settings(), store, {"master": treasury}, clock, logs.get())  # type: ignore[dict-item]

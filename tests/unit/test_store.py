@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.core.model import FollowerState, Intent, IntentStatus, Leg, PlanKind, PlanRecord
+from bot.core.risk import fill_sums
 from bot.store.connection import StateWriteFailed
 from bot.store.db import Store
 
@@ -107,8 +108,9 @@ def test_the_rows_a_fan_out_reads_are_kept_exactly_as_the_database_has_them(tmp_
         assert (store.follower("f"), store.follower_positions("f"), store.fills_since("f", 0)) == _fresh_view(
             path, "f"
         ), step
+        assert store.fill_sums_since("f", 0) == fill_sums((s, q, p) for s, q, p, _ in _fresh_view(path, "f")[2])
         since = store.last_fill("f")
-        assert store.fills_since("f", since) == []
+        assert store.fills_since("f", since) == [] and store.fill_sums_since("f", since) == {}
     store.close()
 
 
