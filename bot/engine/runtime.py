@@ -17,13 +17,15 @@ from bot.engine.clock import Clock, SystemClock
 from bot.engine.fanout import FanOut
 from bot.engine.journal import PlanJournal
 from bot.engine.kinds import KINDS
-from bot.engine.lead import LeadPoller, LeadStream
+from bot.engine.lead import LeadPoller
 from bot.engine.lifecycle import Lifecycle, protection_of
 from bot.engine.mirror import FollowerMirror, MirrorConfig
 from bot.engine.periodic import commission_rates, heartbeat, settle_loop
 from bot.engine.prices import MarkPrices
 from bot.engine.reload import account_secrets, followers_diff, restart_only_changes, unknown_symbols
 from bot.engine.settle import Settler
+from bot.engine.startup import check_accounts
+from bot.engine.streams import lead_stream, mark_stream
 from bot.engine.worker import Worker
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
@@ -32,8 +34,6 @@ from bot.venue.budget import Budgets, Priority, paced_interval, pass_spacing_s
 from bot.venue.ccxt_venue import AccountVenue, build_client, host_of
 from bot.venue.errors import VenueError
 from bot.venue.http import SharedHttp
-from bot.venue.marks import MarkStream
-from bot.venue.stream import PositionStream
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
@@ -138,39 +138,23 @@ class Runtime:
         return venue
 
     async def _startup(self, store: Store, skip: str | None = None) -> dict[str, Any] | None:
-        """Loads markets once, then makes sure every account answers (but `skip`: a lead whose key failed for
-        good, whose followers only have their close-outs left); None if any does not. A follower already active
-        in the state is not checked here: a restart of 500 of them would wait ~20 s for their paced checks
-        before copying anything; its first reconciliation pass reads its account, and a key that fails from
-        then on fails that follower alone (`follower_account_failed`), as one that stops working later does."""
+        """Every account's venue, then `check_accounts` on them (but `skip`: a lead whose key failed for good,
+        whose followers only have their close-outs left); None if any account does not answer."""
         running = {row.name for row in store.followers() if row.state == FollowerState.ACTIVE}
         for account in self.settings.accounts():
             self._venue(account)
         if self.settings.treasury is not None:
             self._venue(self.settings.treasury)
         usable = [v for n, v in self.venues.items() if n != skip]
-        first = usable[0]
-        self.market_source = first
-        markets: dict[str, Any] | None = None
-        failed = False
-        for venue in usable:
-            try:
-                markets = await venue.load_markets(first if venue is not first else None)
-                if venue is first:
-                    market_id = self._rate_market = str(min(m["id"] for m in markets.values()))
-                    if self.kind.assumes_fee_rate:
-                        # one read of the commission rate, assumed for followers' fills until each one's own is read
-                        self.taker_rate = await venue.taker_rate(market_id)
-                    else:
-                        await venue.check_access(market_id)  # the key answers; fees come with each fill
-                elif venue.name not in running:
-                    await venue.check_access(market_id)  # weight 1, not an account read (5) per follower
-            except VenueError as exc:
-                self.log.error("startup_account_unreachable", account=venue.name, error=str(exc))
-                failed = True
-                if venue is first:
-                    break
-        return None if failed else markets
+        started = await check_accounts(usable, running, self.kind.assumes_fee_rate, self.log)
+        if started is None:
+            return None
+        self.market_source, self._rate_market, self.taker_rate = (
+            started.market_source,
+            started.rate_market,
+            started.taker_rate,
+        )
+        return started.markets
 
     async def _run(self, store: Store) -> int:
         if self.install_signals:
@@ -263,8 +247,16 @@ class Runtime:
         fan_out = self.fanout.run(self.mirrors, self._wakes, self._lead_changed, self.stopping, store.last_seq())
         self._fan_out_task = self._spawn(fan_out, "fan-out")
         self._spawn(poller.run(self.stopping), "lead")
-        self._mark_stream(lead)
-        self._stream(lead, poller)
+        timeout, markets_from = self.settings.bot.request_timeout_ms, self.market_source.client
+        if self.kind.mark_stream:  # spot: last prices by REST at a bounded rate instead
+            marks = mark_stream(lead, timeout, markets_from, self.prices.update, self.clock, self.stopping, self.log)
+            self._spawn(marks, "mark-stream")
+        if self.settings.bot.lead_source == "stream":
+            interval = self.settings.bot.reconcile_interval_s
+            follow = lead_stream(
+                lead, timeout, markets_from, self.kind.lead_watch, poller, interval, self.clock, self.stopping, self.log
+            )
+            self._spawn(follow, "lead-stream")
         beat = heartbeat(
             store,
             poller,
@@ -282,34 +274,6 @@ class Runtime:
         await self._shutdown()
         self.log.info("daemon_stopped", last_lead_change=store.last_seq(), exit_code=self.exit_code)
         return self.exit_code
-
-    def _mark_stream(self, lead: Any) -> None:
-        """One public mark-price stream for every market (marks and funding): the stop loss, the estimate and the
-        lead's leverage check read it instead of REST while it is up; each update wakes the followers. (Spot:
-        last prices by REST at a bounded rate instead.)"""
-        if not self.kind.mark_stream:
-            return
-        timeout = self.settings.bot.request_timeout_ms
-        stream = MarkStream(
-            lambda: build_client(lead, timeout, stream=True), self.market_source.client, self.clock.now_ms, self.log
-        )
-        self._spawn(stream.run(self.prices.update, self.stopping), "mark-stream")
-
-    def _stream(self, lead: Any, poller: LeadPoller) -> None:
-        if self.settings.bot.lead_source != "stream":
-            return
-        timeout = self.settings.bot.request_timeout_ms
-        markets_from = self.market_source.client
-        stream = LeadStream(
-            lambda: PositionStream(
-                lambda: build_client(lead, timeout, stream=True), markets_from, self.kind.lead_watch
-            ),
-            poller,
-            self.clock,
-            self.log,
-            self.settings.bot.reconcile_interval_s,
-        )
-        self._spawn(stream.run(self.stopping), "lead-stream")
 
     def _order(self) -> list[str]:
         return [f.name for f in self.settings.followers]

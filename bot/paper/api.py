@@ -3,84 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from enum import Enum
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from bot.paper import errors, wire
+from bot.paper import account_wire, errors, wire
+from bot.paper.accounts import OrderRequest
+from bot.paper.auth import Call, Security, authenticate
 from bot.paper.faults import QUEUE_KEY
-from bot.paper.ledger import Ledger, OrderRequest
+from bot.paper.ledger import Ledger
 from bot.paper.limits import LimitSettings
 from bot.paper.marketstream import MarketStreams
-from bot.paper.state import Account
 from bot.paper.userstream import UserStreams
 
 UNLIMITED = 1_000_000
-
-
-class Security(Enum):
-    NONE = "none"
-    API_KEY = "api_key"  # listen key endpoints: the key, no signature
-    SIGNED = "signed"
-    MASTER = "master"  # signed by the master account's key
-
-
-@dataclass(slots=True)
-class Call:
-    """One request as the handlers see it: merged params and the authenticated account."""
-
-    params: dict[str, str]
-    account: Account | None
-    queue_s: float | None = None  # an order that waits this long in the matching engine (fault injection)
-
-    def get(self, name: str) -> str | None:
-        value = self.params.get(name)
-        return value if value not in (None, "") else None
-
-    def need(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise errors.mandatory(name)
-        return value
-
-    def decimal(self, name: str) -> Decimal | None:
-        value = self.get(name)
-        if value is None:
-            return None
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            raise errors.illegal(name, "decimal") from None
-        if not number.is_finite():
-            raise errors.illegal(name, "decimal")
-        return number
-
-    def flag(self, name: str) -> bool:
-        value = (self.get(name) or "false").lower()
-        if value not in ("true", "false"):
-            raise errors.illegal(name, "true/false")
-        return value == "true"
-
-    def int(self, name: str, default: int) -> int:
-        value = self.get(name)
-        if value is None:
-            return default
-        if not value.lstrip("-").isdigit():
-            raise errors.illegal(name, "integer")
-        return int(value)
-
-    @property
-    def me(self) -> Account:
-        assert self.account is not None
-        return self.account
 
 
 Handler = Callable[[Call], Any]
@@ -92,19 +30,6 @@ class ListenKeyStreams(Protocol):
     def owns(self, key: str) -> bool: ...
 
     async def handle_listen_key(self, request: web.Request, key: str) -> web.StreamResponse: ...
-
-
-def _split_signature(raw: str) -> tuple[str, str | None]:
-    """Removes `signature=...` from a raw query or body; returns what was signed and the signature."""
-    if not raw:
-        return "", None
-    kept, signature = [], None
-    for part in raw.split("&"):
-        if part.startswith("signature="):
-            signature = part[len("signature=") :]
-        else:
-            kept.append(part)
-    return "&".join(kept), signature
 
 
 class BinanceApi:
@@ -155,7 +80,7 @@ class BinanceApi:
     async def _endpoint(self, request: web.Request) -> web.Response:
         try:
             security, handler = self.routes[(request.method, request.path)]
-            call = await self._authenticate(request, security)
+            call = await authenticate(request, security, self.ledger, self.master_key)
             call.queue_s = request.get(QUEUE_KEY)
             result = handler(call)
             if isinstance(result, Awaitable):
@@ -163,48 +88,6 @@ class BinanceApi:
             return web.Response(text=json.dumps(result), content_type="application/json")
         except errors.BinanceError as exc:
             return web.Response(status=exc.status, text=json.dumps(exc.body()), content_type="application/json")
-
-    async def _authenticate(self, request: web.Request, security: Security) -> Call:
-        raw_query = request.rel_url.raw_query_string
-        raw_body = await request.text() if request.can_read_body else ""
-        params = dict(parse_qsl(raw_query, keep_blank_values=True))
-        params.update(parse_qsl(raw_body, keep_blank_values=True))
-        if security is Security.NONE:
-            return Call(params, None)
-        api_key = request.headers.get("X-MBX-APIKEY")
-        if not api_key:
-            raise errors.api_key_format()
-        account = self.ledger.by_key(api_key)
-        if account is None:
-            raise errors.invalid_api_key()
-        if security is Security.MASTER and api_key != self.master_key:
-            raise errors.invalid_api_key()
-        if security is Security.API_KEY:
-            return Call(params, account)
-        signed_query, sig_q = _split_signature(raw_query)
-        signed_body, sig_b = _split_signature(raw_body)
-        signature = sig_q or sig_b
-        if signature is None:
-            raise errors.mandatory("signature")
-        expected = hmac.new(account.api_secret.encode(), (signed_query + signed_body).encode(), hashlib.sha256)
-        if not hmac.compare_digest(expected.hexdigest(), signature.lower()):
-            raise errors.bad_signature()
-        self._check_timestamp(params)
-        params.pop("signature", None)
-        return Call(params, account)
-
-    def _check_timestamp(self, params: dict[str, str]) -> None:
-        stamp = params.get("timestamp", "")
-        if not stamp.isdigit():
-            raise errors.mandatory("timestamp")
-        window = params.get("recvWindow", "5000")
-        if not window.isdigit():
-            raise errors.illegal("recvWindow", "integer")
-        if int(window) > 60000:
-            raise errors.BinanceError(-1131, "recvWindow must be less than 60000")
-        now = self.ledger.clock_ms()
-        if not (int(stamp) < now + 1000 and now - int(stamp) <= int(window)):
-            raise errors.outside_recv_window()
 
     def _register(self) -> None:
         public, signed = Security.NONE, Security.SIGNED
@@ -311,7 +194,7 @@ class BinanceApi:
     # -- account -----------------------------------------------------------------------------------
 
     def account(self, call: Call, ordered: bool) -> Any:
-        return wire.account(self.ledger, call.me, self.ledger.clock_ms(), True, ordered)
+        return account_wire.account(self.ledger, call.me, self.ledger.clock_ms(), True, ordered)
 
     def balance(self, call: Call) -> Any:
         figs = self.ledger.figures(call.me)
@@ -336,9 +219,9 @@ class BinanceApi:
             pos = me.positions.get(symbol)
             has_orders = any(o.symbol == symbol for o in me.open_orders.values())
             if every_symbol or (pos is not None and pos.amount) or has_orders:
-                row = wire.position_risk(self.ledger, me, me.position(symbol))
+                row = account_wire.position_risk(self.ledger, me, me.position(symbol))
                 if every_symbol:
-                    config = wire.symbol_config(self.ledger, me, symbol)
+                    config = account_wire.symbol_config(self.ledger, me, symbol)
                     row |= {
                         "leverage": str(config["leverage"]),
                         "maxNotionalValue": config["maxNotionalValue"],
@@ -366,7 +249,7 @@ class BinanceApi:
         return {"code": 200, "msg": "success"}
 
     def symbol_config(self, call: Call) -> Any:
-        return [wire.symbol_config(self.ledger, call.me, s) for s in self._symbols(call)]
+        return [account_wire.symbol_config(self.ledger, call.me, s) for s in self._symbols(call)]
 
     def commission_rate(self, call: Call) -> Any:
         symbol = self.ledger.market(call.need("symbol")).symbol
@@ -393,36 +276,36 @@ class BinanceApi:
 
     def new_order(self, call: Call) -> Any:
         if call.queue_s is None:
-            return wire.order(self.ledger.place_order(call.me, self._order_request(call)))
+            return account_wire.order(self.ledger.place_order(call.me, self._order_request(call)))
         order = self.ledger.place_order(call.me, self._order_request(call), queued=True)
         loop = asyncio.get_running_loop()
         loop.call_later(call.queue_s, self.ledger.execute_queued, call.me, order)
-        return wire.order(order)
+        return account_wire.order(order)
 
     def query_order(self, call: Call) -> Any:
         order = self.ledger.find_order(call.me, call.need("symbol"), call.get("orderId"), call.get("origClientOrderId"))
-        return wire.order(order)
+        return account_wire.order(order)
 
     def query_open_order(self, call: Call) -> Any:
         order = self.ledger.find_order(call.me, call.need("symbol"), call.get("orderId"), call.get("origClientOrderId"))
         if not order.is_open:
             raise errors.order_does_not_exist()
-        return wire.order(order)
+        return account_wire.order(order)
 
     def cancel_order(self, call: Call) -> Any:
         order = self.ledger.cancel_order(
             call.me, call.need("symbol"), call.get("orderId"), call.get("origClientOrderId")
         )
-        return wire.order(order)
+        return account_wire.order(order)
 
     def open_orders(self, call: Call) -> Any:
         symbols = set(self._symbols(call))
-        return [wire.order(o) for o in call.me.open_orders.values() if o.symbol in symbols]
+        return [account_wire.order(o) for o in call.me.open_orders.values() if o.symbol in symbols]
 
     def all_orders(self, call: Call) -> Any:
         symbol = self.ledger.market(call.need("symbol")).symbol
         rows = [o for o in call.me.orders.values() if o.symbol == symbol and self._in_window(call, o.time_ms)]
-        return [wire.order(o) for o in rows[-min(call.int("limit", 500), 1000) :]]
+        return [account_wire.order(o) for o in rows[-min(call.int("limit", 500), 1000) :]]
 
     def cancel_all(self, call: Call) -> Any:
         self.ledger.cancel_all(call.me, call.need("symbol"))
@@ -431,10 +314,10 @@ class BinanceApi:
     def new_algo(self, call: Call) -> Any:
         if call.get("algoType") != "CONDITIONAL":
             raise errors.mandatory("algoType")
-        return wire.algo_order(self.ledger.place_algo(call.me, self._order_request(call)))
+        return account_wire.algo_order(self.ledger.place_algo(call.me, self._order_request(call)))
 
     def query_algo(self, call: Call) -> Any:
-        return wire.algo_order(self.ledger.find_algo(call.me, call.get("algoId"), call.get("clientAlgoId")))
+        return account_wire.algo_order(self.ledger.find_algo(call.me, call.get("algoId"), call.get("clientAlgoId")))
 
     def cancel_algo(self, call: Call) -> Any:
         algo = self.ledger.find_algo(call.me, call.get("algoId"), call.get("clientAlgoId"))
@@ -443,11 +326,11 @@ class BinanceApi:
 
     def open_algos(self, call: Call) -> Any:
         symbols = set(self._symbols(call))
-        return [wire.algo_order(a) for a in call.me.algo_orders.values() if a.is_open and a.symbol in symbols]
+        return [account_wire.algo_order(a) for a in call.me.algo_orders.values() if a.is_open and a.symbol in symbols]
 
     def all_algos(self, call: Call) -> Any:
         symbols = set(self._symbols(call))
-        return [wire.algo_order(a) for a in call.me.algo_orders.values() if a.symbol in symbols]
+        return [account_wire.algo_order(a) for a in call.me.algo_orders.values() if a.symbol in symbols]
 
     def cancel_all_algos(self, call: Call) -> Any:
         symbol = self.ledger.market(call.need("symbol")).symbol
@@ -470,7 +353,7 @@ class BinanceApi:
             if t.symbol == symbol and t.trade_id >= from_id and self._in_window(call, t.time_ms)
         ]
         limit = min(call.int("limit", 500), 1000)
-        return [wire.user_trade(t) for t in (rows[:limit] if from_id else rows[-limit:])]
+        return [account_wire.user_trade(t) for t in (rows[:limit] if from_id else rows[-limit:])]
 
     def income(self, call: Call) -> Any:
         symbol, kind = call.get("symbol"), call.get("incomeType")
@@ -482,7 +365,7 @@ class BinanceApi:
             and self._in_window(call, i.time_ms)
         ]
         limit = min(call.int("limit", 100), 1000)
-        return [wire.income(i) for i in (rows[:limit] if call.get("startTime") else rows[-limit:])]
+        return [account_wire.income(i) for i in (rows[:limit] if call.get("startTime") else rows[-limit:])]
 
     def close_listen_key(self, call: Call) -> Any:
         self.streams.close_key(call.me, call.get("listenKey"))
@@ -509,12 +392,12 @@ class BinanceApi:
             call.need("asset"),
             call.get("clientTranId"),
         )
-        return wire.transfer(transfer)
+        return account_wire.transfer(transfer)
 
     def transfer_history(self, call: Call) -> Any:
         wanted = call.get("clientTranId")
         rows = [t for t in self.ledger.transfers.values() if wanted is None or t.client_tran_id == wanted]
-        return {"result": [wire.transfer_record(t) for t in rows], "totalCount": len(rows)}
+        return {"result": [account_wire.transfer_record(t) for t in rows], "totalCount": len(rows)}
 
     def sub_accounts(self, call: Call) -> Any:
         subs = [a for a in self.ledger.accounts.values() if a is not call.me]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.paper import errors, spot_wire, wire
+from bot.paper import account_wire, errors, spot_wire, wire
 from bot.paper.faults import Fault
 from bot.paper.limits import LimitSettings
 from bot.paper.state import Account
@@ -143,14 +143,16 @@ class ControlApi:
                 "name": account.name,
                 "email": account.email,
                 "key_enabled": account.key_enabled,
-                "account": wire.account(ledger, account, now, with_positions=True),
-                "positions": [wire.position_risk(ledger, account, p) for p in account.positions.values() if p.amount],
+                "account": account_wire.account(ledger, account, now, with_positions=True),
+                "positions": [
+                    account_wire.position_risk(ledger, account, p) for p in account.positions.values() if p.amount
+                ],
                 "leverage": account.leverage,
-                "orders": [wire.order(o) for o in account.orders.values()],
-                "open_orders": [wire.order(o) for o in account.open_orders.values()],
-                "algo_orders": [wire.algo_order(a) for a in account.algo_orders.values()],
-                "trades": [wire.user_trade(t) for t in account.trades],
-                "income": [wire.income(i) for i in account.income],
+                "orders": [account_wire.order(o) for o in account.orders.values()],
+                "open_orders": [account_wire.order(o) for o in account.open_orders.values()],
+                "algo_orders": [account_wire.algo_order(a) for a in account.algo_orders.values()],
+                "trades": [account_wire.user_trade(t) for t in account.trades],
+                "income": [account_wire.income(i) for i in account.income],
                 "stream_connections": self.x.streams.connections(account.name),
                 "spot": {
                     "account": spot_wire.account(account, self.x.spot.rates(account), now, omit_zero=False),

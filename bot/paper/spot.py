@@ -14,7 +14,8 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
 from bot.paper import errors
-from bot.paper.ledger import CLIENT_ID_PATTERN, Ledger, Transfer
+from bot.paper.accounts import CLIENT_ID_PATTERN, Transfer
+from bot.paper.ledger import Ledger
 from bot.paper.markets import SpotMarketSpec, decimals_of
 from bot.paper.state import ZERO, Account, SpotOrder, SpotTrade, SpotWallet, q8
 

@@ -21,8 +21,9 @@ from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 
-from bot.paper import errors, spot_wire, wire
-from bot.paper.api import BinanceApi, Call, Security
+from bot.paper import account_wire, errors, spot_wire
+from bot.paper.api import BinanceApi
+from bot.paper.auth import Call, Security
 from bot.paper.limits import Limits
 from bot.paper.spot import SpotLedger, SpotOrderRequest
 from bot.paper.state import Account, SpotOrder, SpotTrade
@@ -246,7 +247,7 @@ class SpotApi:
         wanted = call.get("clientTranId")
         every = [*self.spot.ledger.transfers.values(), *self.spot.transfers.values()]
         rows = sorted((t for t in every if wanted is None or t.client_tran_id == wanted), key=lambda t: t.tran_id)
-        return {"result": [wire.transfer_record(t) for t in rows], "totalCount": len(rows)}
+        return {"result": [account_wire.transfer_record(t) for t in rows], "totalCount": len(rows)}
 
     # -- market data -------------------------------------------------------------------------------
 

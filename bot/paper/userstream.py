@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from bot.paper import errors, wire
+from bot.paper import account_wire, errors
 from bot.paper.ledger import Ledger
 from bot.paper.state import Account, Order, Trade
 
@@ -44,11 +44,11 @@ class UserStreams:
 
     def order_update(self, account: Account, order: Order, execution: str, trade: Trade | None) -> None:
         if account.name in self._subscribers:
-            self._publish(account.name, wire.order_trade_update(order, execution, trade, self.clock_ms()))
+            self._publish(account.name, account_wire.order_trade_update(order, execution, trade, self.clock_ms()))
 
     def account_update(self, account: Account, reason: str, symbols: Iterable[str]) -> None:
         if account.name in self._subscribers and self.ledger is not None:
-            payload = wire.account_update(self.ledger, account, reason, list(symbols), self.clock_ms())
+            payload = account_wire.account_update(self.ledger, account, reason, list(symbols), self.clock_ms())
             self._publish(account.name, payload)
 
     def _publish(self, account_name: str, payload: dict[str, object]) -> None:

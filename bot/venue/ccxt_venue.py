@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,11 +17,12 @@ from bot.core.model import Market
 from bot.settings import AccountSettings
 from bot.venue.binance_compat import SPOT_OPTIONS, build_binance_spot, build_binanceusdm, linear_error_table
 from bot.venue.budget import Priority, RequestBudget
-from bot.venue.errors import Fatal, NotFound, RateLimited, Rejected, Temporary, UnknownOutcome, VenueError
+from bot.venue.errors import NotFound, Temporary
 from bot.venue.http import SharedHttp
 from bot.venue.http1 import Origins
 from bot.venue.retry import read_with_retry
 from bot.venue.signer import OrderSigner
+from bot.venue.translate import retry_after, translate
 
 T = TypeVar("T")
 
@@ -39,46 +39,6 @@ WEIGHT_OPEN_ORDERS_ALL = 40  # openOrders (and openAlgoOrders) without a symbol
 WEIGHT_OPEN_ORDERS_ONE = 1  # with one
 WEIGHT_INCOME = 30
 WEIGHT_COMMISSION_RATE = 20
-
-
-def _retry_after(client: Any) -> float | None:
-    headers = getattr(client, "last_response_headers", None) or {}
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-# Binance refusals that may pass later with nothing changed but the balance: a short account, a short lead
-BALANCE_CODES = frozenset({-2010, -2018, -2019, -8105})
-_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
-
-
-def error_code(exc: Exception) -> int | None:
-    """The exchange's error code in a ccxt error's message (ccxt passes Binance's JSON body through)."""
-    found = _CODE.search(str(exc))
-    return int(found.group(1)) if found else None
-
-
-def translate(exc: Exception, client: Any, writing: bool) -> VenueError:
-    """ccxt's exception classes into ours. Messages never carry secrets (ccxt puts none in them)."""
-    message = f"{type(exc).__name__}: {exc}"[:500]
-    if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
-        return Fatal(message)
-    if isinstance(exc, ccxt.OrderNotFound):
-        return NotFound(message)
-    if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
-        wait = _retry_after(client)
-        return UnknownOutcome(message, wait) if writing else RateLimited(message, wait)
-    if isinstance(exc, ccxt.InvalidNonce):
-        return Temporary(message)  # a clock off by more than recvWindow: not an answer about the order
-    if isinstance(exc, ccxt.NetworkError | ccxt.BadResponse | ccxt.NullResponse | ccxt.OperationFailed):
-        return UnknownOutcome(message) if writing else Temporary(message)
-    if isinstance(exc, ccxt.BaseError):
-        code = error_code(exc)
-        return Rejected(message, code, retryable=isinstance(exc, ccxt.InsufficientFunds) or code in BALANCE_CODES)
-    return UnknownOutcome(message) if writing else Temporary(message)
 
 
 _STATUS = {
@@ -210,7 +170,7 @@ class AccountVenue:
                 budget.observe(getattr(self.client, "last_response_headers", None))
                 if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
                     status = "418" if " 418 " in f" {exc} " else "429"
-                    budget.rate_limited(_retry_after(self.client), status)
+                    budget.rate_limited(retry_after(self.client), status)
             raise error from None
         if budget is not None:
             budget.observe(getattr(self.client, "last_response_headers", None))

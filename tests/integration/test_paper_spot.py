@@ -15,8 +15,8 @@ from ccxt.test.exchange.base.test_market import test_market as validate_market
 from ccxt.test.exchange.base.test_order import test_order as validate_order
 from ccxt.test.exchange.base.test_trade import test_trade as validate_trade
 
-from bot.venue.ccxt_venue import translate
 from bot.venue.errors import Rejected
+from bot.venue.translate import translate
 from tests.daemon_harness import eventually
 from tests.integration.test_paper_fidelity import FIXTURES, assert_same_shape, class_from_real_binance, fixture_response
 from tests.paper_harness import ACCOUNTS, Paper, running_paper

@@ -13,9 +13,9 @@ import structlog
 
 from bot import logs
 from bot.settings import ConfigError, Settings, load_settings
-from bot.venue.ccxt_venue import translate
 from bot.venue.errors import Fatal, NotFound, RateLimited, Rejected, Temporary, UnknownOutcome
 from bot.venue.retry import read_with_retry
+from bot.venue.translate import translate
 
 ROOT = Path(__file__).resolve().parents[2]
 

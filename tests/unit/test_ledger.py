@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.paper import errors
-from bot.paper.ledger import Ledger, OrderRequest, max_notional, triggers
+from bot.paper.accounts import OrderRequest, max_notional, triggers
+from bot.paper.ledger import Ledger
 from bot.paper.markets import DEFAULT_MARKETS, decimals_of
 from bot.paper.state import Account
 
