@@ -30,7 +30,8 @@ class PlanJournal:
         return await future
 
     def record_all(self, plans: Sequence[PlanRecord]) -> list[list[IntentRow]]:
-        """Several plans durable now, in one commit (a fan-out's chunk); each plan's intent rows."""
+        """Several plans durable now, in one commit (a fan-out's chunk); each plan's intent rows. (An fsync in a
+        thread, the loop going on meanwhile, was measured slower on two cores: 0.32 against 0.29 ms per order.)"""
         rows = self.store.record_plans(list(plans))
         self._committed(len(plans))
         return rows

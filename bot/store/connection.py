@@ -55,6 +55,7 @@ class StateConnection:
         self._rows: dict[str, FollowerRow] = {}
         self._positions: dict[str, dict[str, Decimal]] = {}
         self._fills: dict[str, KeptFills] = {}
+        self._leverage: dict[str, dict[str, Decimal]] = {}  # per follower: symbol -> leverage set
 
     def close(self) -> None:
         if self._failed is None:
@@ -127,6 +128,7 @@ class StateConnection:
             self._rows.clear()
             self._positions.clear()
             self._fills.clear()
+            self._leverage.clear()
             with suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             self._batch_open = False

@@ -226,18 +226,24 @@ class FollowerBook(OrderBook):
         return dict(cached)
 
     def leverage_set(self, name: str, symbol: str) -> Decimal | None:
-        row = self._db.execute(
-            "SELECT leverage FROM follower_leverage WHERE follower=? AND symbol=?", (name, symbol)
-        ).fetchone()
-        return None if row is None else Decimal(row[0])
+        """The leverage last set on the follower's account in `symbol` (asked before every opening order: kept
+        per follower from one read, and written through by `record_leverage`, the only writer)."""
+        kept = self._leverage.get(name)
+        if kept is None:
+            rows = self._db.execute("SELECT symbol, leverage FROM follower_leverage WHERE follower=?", (name,))
+            self._leverage[name] = kept = {s: Decimal(v) for s, v in rows}
+        return kept.get(symbol)
 
     def record_leverage(self, name: str, symbol: str, leverage: Decimal) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO follower_leverage VALUES (?, ?, ?) ON CONFLICT(follower, symbol) DO UPDATE"
-                " SET leverage=excluded.leverage",
-                (name, symbol, str(leverage)),
-            )
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO follower_leverage VALUES (?, ?, ?) ON CONFLICT(follower, symbol) DO UPDATE"
+                    " SET leverage=excluded.leverage",
+                    (name, symbol, str(leverage)),
+                )
+        finally:
+            self._leverage.pop(name, None)  # read again next time, whether it was written or not
 
     def set_follower_position(self, follower: str, symbol: str, amount: Decimal) -> None:
         with self.transaction(changes=follower) as db:

@@ -79,7 +79,7 @@ class OrderBook(StateConnection):
 
     def record_plans(self, plans: list[PlanRecord]) -> list[list[IntentRow]]:
         """Plans (intents with their client order ids, and skips) before anything is sent: several followers'
-        in one durable commit (group commit: one fsync for a whole fan-out). Returns each plan's intent rows."""
+        in one durable commit (group commit: one fsync for many). Returns each plan's intent rows."""
         with self.transaction(durable=True) as db:
             return [insert_plan(db, plan) for plan in plans]
 

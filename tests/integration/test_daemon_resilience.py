@@ -164,10 +164,10 @@ async def test_a_second_daemon_on_the_same_state_refuses_to_start(tmp_path: Path
 
 
 async def test_killed_between_two_chunks_of_a_fan_out_each_follower_is_copied_once(tmp_path: Path) -> None:
-    """Twelve followers: a fan-out journals and sends its first chunk (8 plans), then the daemon dies (SIGKILL at
+    """Twenty followers: a fan-out journals and sends its first chunk (16 plans), then the daemon dies (SIGKILL at
     the crash point after that chunk) before the others have a plan. The restart looks the first chunk's orders up
     by client order id (their answers were still on their way) and copies the rest: one order per follower."""
-    followers = {f"f{i:02d}": str(1000 + 100 * i) for i in range(12)}  # 2 ETH x r: exact on ETH's step
+    followers = {f"f{i:02d}": str(1000 + 100 * i) for i in range(20)}  # 2 ETH x r: exact on ETH's step
     async with running_paper(paper_accounts("10000", followers)) as paper:
         config, env = write_config(tmp_path, paper.url, {n: {"investment": int(u)} for n, u in followers.items()})
         await slow_orders(paper, followers, delay_s=0.3, count=5)  # the first chunk's answers still out

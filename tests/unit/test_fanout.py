@@ -18,6 +18,6 @@ def test_chunks_cover_every_follower_once_in_order_doubling(n: int, first: int) 
     assert len(parts) == (0 if n == 0 else next(k for k in range(1, 40) if first * (2**k - 1) >= n))
 
 
-def test_a_hundred_followers_take_four_commits_and_five_hundred_six() -> None:
-    assert [len(c) for c in chunks(list(range(100)))] == [8, 16, 32, 44]
+def test_a_hundred_followers_take_three_commits_and_five_hundred_six() -> None:
+    assert [len(c) for c in chunks(list(range(100)))] == [16, 32, 52]
     assert len(list(chunks(list(range(500))))) == 6

@@ -228,3 +228,18 @@ async def test_a_commit_refused_at_the_end_of_a_turn_stops_every_later_write_and
     assert store.follower_positions("f") == {}  # what was lost is not kept either
     store.close()
     assert _committed_positions(path) == {}
+
+
+def test_the_leverage_kept_per_follower_follows_every_write(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Store(path)
+    assert store.leverage_set("f", "ETHUSDT") is None  # read (nothing set): kept
+    store.record_leverage("f", "ETHUSDT", D(5))
+    assert store.leverage_set("f", "ETHUSDT") == D(5)
+    store.record_leverage("f", "ETHUSDT", D(3))
+    store.record_leverage("f", "BTCUSDT", D(2))
+    assert (store.leverage_set("f", "ETHUSDT"), store.leverage_set("f", "BTCUSDT")) == (D(3), D(2))
+    store.close()
+    other = Store(path)
+    assert (other.leverage_set("f", "ETHUSDT"), other.leverage_set("f", "BTCUSDT")) == (D(3), D(2))
+    other.close()
