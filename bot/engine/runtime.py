@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Coroutine
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,13 @@ from bot.engine.reload import account_secrets, followers_diff, restart_only_chan
 from bot.engine.settle import Settler
 from bot.engine.startup import check_accounts
 from bot.engine.streams import lead_stream, mark_stream
+from bot.engine.supervisor import (
+    EXIT_CONFIG,
+    EXIT_LEAD_GONE,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    Supervisor,
+)
 from bot.engine.worker import Worker
 from bot.settings import ConfigError, FollowerSettings, Settings, load_settings
 from bot.store.db import Store
@@ -35,14 +41,11 @@ from bot.venue.ccxt_venue import AccountVenue, build_client, host_of
 from bot.venue.errors import VenueError
 from bot.venue.http import SharedHttp
 
-EXIT_OK = 0
-EXIT_UNREACHABLE = 1
-EXIT_CONFIG = 2
-EXIT_LEAD_GONE = 3
-EXIT_TASK_FAILED = 4  # a task died of an unexpected error: crash-only, a supervisor restarts the daemon
 
+class Runtime(Supervisor):
+    """Everything built from Settings and run: accounts, mirrors, the fan-out, the lead, the streams, the side
+    jobs; reloaded on SIGHUP."""
 
-class Runtime:
     def __init__(
         self,
         settings: Settings,
@@ -56,53 +59,14 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.install_signals = install_signals
         self.config_path = config_path
-        self.log = logs.get()
-        self.stopping = asyncio.Event()
-        self.exit_code = EXIT_OK
-        self._wakes: dict[str, asyncio.Event] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._fan_out_task: asyncio.Task[None] | None = None
+        super().__init__(logs.get(), settings.bot.shutdown_grace_s)
         self._polled = asyncio.Event()
-        self._lead_changed = asyncio.Event()
-        self._reload = asyncio.Event()
         self.mirrors: dict[str, FollowerMirror] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self.reconcile_interval_s = settings.bot.reconcile_interval_s  # stretched to what the budget holds
         self._first_reconcile: dict[str, int] = {}  # the first passes, spread over what the budget gives them
         self.taker_rate = Decimal(0)  # the lead's, assumed for a follower's fills until its own is read
         self._rate_market = ""
         self.kind = KINDS[settings.bot.market]  # futures or spot: picks the venue, rules, mirror and lead poller
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Every task of the daemon: one that dies of an error logs it with its traceback and stops the daemon
-        with EXIT_TASK_FAILED (crash-only: the state is always safe to start from), never silently."""
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled() or task.exception() is None:
-            return
-        exc = task.exception()
-        self.log.error("task_failed", task=task.get_name(), error=f"{type(exc).__name__}: {exc}"[:500], exc_info=exc)
-        self.exit_code = EXIT_TASK_FAILED
-        self.stop()
-
-    def _state_commit_failed(self, exc: BaseException) -> None:
-        """The state could not be committed (the disk full or failing): nothing more can be done safely."""
-        self.log.error("state_commit_failed", error=f"{type(exc).__name__}: {exc}"[:500])
-        self.exit_code = EXIT_TASK_FAILED
-        self.stop()
-
-    def stop(self) -> None:
-        if not self.stopping.is_set():
-            self.log.info("shutdown_requested")
-        self.stopping.set()
-
-    def request_reload(self) -> None:
-        self._reload.set()
 
     async def run(self) -> int:
         lock = lock_state(self.settings.bot.state_dir)
@@ -307,26 +271,6 @@ class Runtime:
         first = self._first_reconcile.pop(name, 0)  # spread at start, then every interval
         self._workers[name] = self._spawn(worker.run(first), f"follower:{name}")
 
-    async def _shutdown(self) -> None:
-        """Stops taking lead changes; lets in-flight orders finish within the grace period."""
-        for wake in self._wakes.values():
-            wake.set()
-        self._lead_changed.set()  # the fan-out sees the stop at once
-        tasks = list(self._tasks)
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.settings.bot.shutdown_grace_s)
-        for task in tasks:
-            if not task.done():
-                self.log.warning("shutdown_task_cancelled", task=task.get_name())
-                task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    def _on_change(self) -> None:
-        for wake in self._wakes.values():
-            wake.set()
-
     async def _coordinate(self, store: Store, poller: LeadPoller) -> None:
         """After each lead poll: capacity and eligibility; on SIGHUP: the new configuration; the lead's key."""
         while not self.stopping.is_set():
@@ -439,12 +383,3 @@ class Runtime:
             weight_per_pass=weight,
             allowance_per_minute=allowance,
         )
-
-    async def _stop_workers(self) -> None:
-        """Every follower's worker and the fan-out stop where they are (as a crash would: a restart resumes)."""
-        tasks = [*self._workers.values(), *([self._fan_out_task] if self._fan_out_task else [])]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
