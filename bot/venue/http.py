@@ -1,4 +1,5 @@
-"""One HTTP session and one TLS context for every ccxt client of the process.
+"""One HTTP session and one TLS context for every ccxt client of the process, and the order path's own
+keep-alive connections (`http1.py`) on the same TLS context.
 
 ccxt builds a TLS context (loading the CA bundle, ~25 ms of CPU) and a connection pool per client; with
 hundreds of follower accounts that is most of start-up and a pool per account. Requests carry their own
