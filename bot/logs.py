@@ -28,8 +28,8 @@ _SECRET_KEYS = re.compile(r"(secret|api_?key|password|signature|listen_?key)", r
 OWN_FIELDS = frozenset(
     {
         "event", "level", "ts", "follower", "symbol", "side", "qty", "price", "status", "order_id",
-        "client_order_id", "lead_change", "kind", "leg", "reduce_only", "filled", "plans", "commits", "followers",
-        "orders", "plan_commits", "fan_out_ms",
+        "client_order_id", "lead_change", "episode", "plan_clock_ms", "kind", "leg", "reduce_only", "filled",
+        "plans", "commits", "followers", "orders", "plan_commits", "fan_out_ms",
     }
 )  # fmt: skip
 

@@ -29,8 +29,8 @@ def _checked(value: str) -> str:
 
 def client_order_id(epoch: str, follower: int, kind: str, seq: int, index: int) -> str:
     """`cb-<epoch>-<follower>-<kind><seq>-<index>`, numbers in base 36: `epoch` is the state's random id,
-    `follower` the follower's number in this state (never reused), `kind` one letter (the plan kind, see
-    `bot.engine.orders`), `seq` the plan's number within its kind, `index` the intent's place in its plan.
+    `follower` the follower's number in this state (never reused), `kind` one letter (the plan kind,
+    `core.model.PlanKind`), `seq` the plan's number within its kind, `index` the intent's place in its plan.
     Every part is fixed-alphabet and the kind is exactly one letter, so the id is injective."""
     if len(kind) != 1 or not kind.isalpha():
         raise ValueError(f"a plan kind is one letter, got {kind!r}")
