@@ -296,8 +296,9 @@ class FollowerMirror:
         assert base is not None
         marks = await self.prices.latest()
         fundings = []
-        for symbol, at, rate, mark in self.prices.fundings_since(base.read_ms):
-            fills = self.store.fills_since(self.name, base.last_fill)
+        due = self.prices.fundings_since(base.read_ms)
+        fills = self.store.fills_since(self.name, base.last_fill) if due else []  # read once, only when needed
+        for symbol, at, rate, mark in due:
             held = base.positions.get(symbol, ZERO) + sum((q for s, q, _, t in fills if s == symbol and t <= at), ZERO)
             if held:
                 fundings.append((held, mark, rate))

@@ -20,10 +20,10 @@ from bot.venue.budget import Budgets, Priority
 from bot.venue.errors import Fatal, VenueError
 
 
-async def pause(stopping: asyncio.Event, seconds: float) -> None:
-    """`seconds`, or less when the daemon stops meanwhile."""
+async def pause(until: asyncio.Event, seconds: float) -> None:
+    """`seconds`, or less when `until` is set meanwhile (the daemon's stop, a worker's wake, a poll)."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+        await asyncio.wait_for(until.wait(), timeout=seconds)
 
 
 async def settle_loop(settler: Settler, stopping: asyncio.Event, interval_s: float, log: Any) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
 from decimal import Decimal
@@ -19,7 +18,7 @@ from bot.engine.kinds import KINDS
 from bot.engine.lead import LeadPoller
 from bot.engine.lifecycle import Lifecycle, protection_of
 from bot.engine.mirror import FollowerMirror, MirrorConfig
-from bot.engine.periodic import commission_rates, heartbeat, settle_loop
+from bot.engine.periodic import commission_rates, heartbeat, pause, settle_loop
 from bot.engine.prices import MarkPrices
 from bot.engine.reload import account_secrets, followers_diff, restart_only_changes, unknown_symbols
 from bot.engine.settle import Settler
@@ -274,8 +273,7 @@ class Runtime(Supervisor):
     async def _coordinate(self, store: Store, poller: LeadPoller) -> None:
         """After each lead poll: capacity and eligibility; on SIGHUP: the new configuration; the lead's key."""
         while not self.stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._polled.wait(), timeout=self.settings.bot.poll_interval_s)
+            await pause(self._polled, self.settings.bot.poll_interval_s)
             self._polled.clear()
             if self.stopping.is_set():
                 return

@@ -4,7 +4,6 @@ woken by lead changes and marks, backing off on failures, never holding up anoth
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from functools import partial
 
@@ -52,7 +51,7 @@ class Worker:
         while not self.stopping.is_set():
             wake.clear()
             if not mirror.claim():  # a fan-out has it: the next wake, or the poll interval, comes back
-                await self._wait()
+                await pause(wake, self.poll_interval_s)
                 continue
             try:
                 try:
@@ -76,11 +75,7 @@ class Worker:
                 await pause(self.stopping, backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            await self._wait()
-
-    async def _wait(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout=self.poll_interval_s)
+            await pause(wake, self.poll_interval_s)
 
     def _reconcile_due(self, next_reconcile: int) -> bool:
         """A reconciliation pass is due and the budget has room for it now: a pass that would wait in the
