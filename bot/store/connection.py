@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from decimal import Decimal
 from pathlib import Path
@@ -72,16 +72,7 @@ class StateConnection:
         process before that commit loses them, as a power cut could lose a NORMAL commit, and what they said is
         re-derived (an intent still pending is looked up by its client order id). `changes`: the follower whose
         row or positions it writes (their kept copies are dropped, whether it commits or not)."""
-        if self._failed is not None:
-            raise StateWriteFailed(f"{self.path}: an earlier commit failed ({self._failed})") from self._failed
-        if durable and self._batch_open:
-            self._commit_batch()
-        if not self._batch_open:
-            if durable != self._durable:
-                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                self._durable = durable
-            self._db.execute("BEGIN IMMEDIATE")
-            self._batch_open = True
+        self._begin(durable)
         self._db.execute("SAVEPOINT change")
         try:
             yield self._db
@@ -104,6 +95,28 @@ class StateConnection:
         finally:
             if changes is not None:
                 self._changed(changes)
+
+    def write(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+        """A state change of one statement, in the batch committed at the end of the loop turn (as `transaction`
+        without `durable`). It needs no savepoint: SQLite undoes a statement that fails, and only it."""
+        self._begin(durable=False)
+        try:
+            return self._db.execute(sql, args)
+        finally:
+            self._commit_later()  # the batch's other changes stand either way
+
+    def _begin(self, durable: bool) -> None:
+        """Opens the batch (a durable change first commits the one open: it is not durable)."""
+        if self._failed is not None:
+            raise StateWriteFailed(f"{self.path}: an earlier commit failed ({self._failed})") from self._failed
+        if durable and self._batch_open:
+            self._commit_batch()
+        if not self._batch_open:
+            if durable != self._durable:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
+            self._db.execute("BEGIN IMMEDIATE")
+            self._batch_open = True
 
     def _commit_later(self) -> None:
         """The open batch commits at the end of this event loop turn (at once outside an event loop)."""
@@ -151,10 +164,7 @@ class StateConnection:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value)
-            )
+        self.write("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
 
     def _changed(self, name: str) -> None:
         """A write to the follower's row or positions: the next read goes to the database."""

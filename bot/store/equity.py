@@ -15,12 +15,11 @@ class EquityBook(StateConnection):
     """Equity as last read, per account, and each follower's equity base."""
 
     def record_equity(self, account: str, equity: Decimal, now_ms: int) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO equity VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET"
-                " equity=excluded.equity, recorded_ms=excluded.recorded_ms",
-                (account, str(equity), now_ms),
-            )
+        self.write(
+            "INSERT INTO equity VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET"
+            " equity=excluded.equity, recorded_ms=excluded.recorded_ms",
+            (account, str(equity), now_ms),
+        )
 
     def save_equity_base(self, follower: str, base: EquityBase) -> None:
         """The last REST read of a follower's account (and the estimate's starting point), kept across restarts

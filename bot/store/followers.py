@@ -4,6 +4,7 @@ they leave alone, and the leverage set per symbol."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from decimal import Decimal
 
 from bot.core.model import (
@@ -13,7 +14,7 @@ from bot.core.model import (
     PlanKind,
     PlanRecord,
 )
-from bot.store.orders import OrderBook, insert_plan
+from bot.store.orders import OrderBook, insert_plans
 from bot.store.rows import FOLLOWER_SELECT, FollowerRow, IntentRow, follower_row
 from bot.store.schema import OPEN_SQL
 
@@ -180,7 +181,7 @@ class FollowerBook(OrderBook):
                 (name, str(flow), now_ms, reserve, episode),
             )
             if intents:
-                insert_plan(db, PlanRecord(name, kind, seq, intents, (), now_ms))
+                insert_plans(db, [PlanRecord(name, kind, seq, intents, (), now_ms)])
         return flow
 
     def set_pending_increase(self, name: str, amount: Decimal) -> None:
@@ -205,10 +206,17 @@ class FollowerBook(OrderBook):
             db.execute("UPDATE followers SET bootstrapped=1 WHERE name=?", (name,))
 
     def advance(self, name: str, seq: int, unignore: str | None = None) -> None:
-        with self.transaction(changes=name) as db:
-            db.execute("UPDATE followers SET last_seq=? WHERE name=? AND last_seq < ?", (seq, name, seq))
-            if unignore is not None:
+        """The follower has copied up to lead change `seq` (and leaves `unignore` alone no more, in the same
+        change). Its kept row follows (every change copied writes this: its row is not read again for it)."""
+        if unignore is None:
+            moved = self.write("UPDATE followers SET last_seq=? WHERE name=? AND last_seq < ?", (seq, name, seq))
+        else:
+            with self.transaction() as db:
+                moved = db.execute("UPDATE followers SET last_seq=? WHERE name=? AND last_seq < ?", (seq, name, seq))
                 db.execute("DELETE FROM follower_ignored WHERE follower=? AND symbol=?", (name, unignore))
+        kept = self._rows.get(name)
+        if moved.rowcount and kept is not None:
+            self._rows[name] = replace(kept, last_seq=seq)
 
     def ignoring(self, symbol: str) -> set[str]:
         """The followers that leave `symbol` alone until the lead is flat in it (one query for a fan-out)."""

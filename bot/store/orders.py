@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from bot.core.model import (
@@ -21,40 +21,49 @@ from bot.store.rows import INTENT_SELECT, IntentRow, KeptFills, decimal_or_none
 from bot.store.schema import OPEN_SQL
 
 
-def insert_plan(db: sqlite3.Connection, plan: PlanRecord) -> list[IntentRow]:
-    """A plan's rows (the plan, its intents pending, its skips) in the transaction `db`; returns the intents."""
-    follower, kind, seq, now_ms = plan.follower, plan.kind, plan.number, plan.planned_ms
-    db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (follower, kind, seq, now_ms))
-    rows = []
-    for idx, (intent, cid) in enumerate(plan.intents):
-        cur = db.execute(
-            "INSERT INTO intents (follower, kind, seq, idx, leg, symbol, side, qty, reduce_only,"
-            " client_order_id, status, created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
-            (
-                follower,
-                kind,
-                seq,
-                idx,
-                intent.leg.value,
-                intent.symbol,
-                intent.side,
-                str(intent.qty),
-                int(intent.reduce_only),
-                cid,
-                now_ms,
-                now_ms,
-            ),
-        )
-        assert cur.lastrowid is not None
-        pending = IntentRow(
-            cur.lastrowid, follower, kind, seq, idx, intent, cid, IntentStatus.PENDING, None, ZERO, None, None
-        )
-        rows.append(pending)
+def insert_plans(db: sqlite3.Connection, plans: Sequence[PlanRecord]) -> list[list[IntentRow]]:
+    """Plans' rows (each plan, its intents pending, its skips) in the transaction `db`, a statement per table for
+    them all (a fan-out's chunk); returns each plan's intents. The intents' ids are assigned here, after the
+    highest ever used (AUTOINCREMENT's own counter): `db` holds the write lock, nothing else inserts meanwhile."""
+    (highest,) = db.execute(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name='intents'), 0),"
+        " COALESCE((SELECT MAX(id) FROM intents), 0))"
+    ).fetchone()
+    next_id = int(highest) + 1
     db.executemany(
-        "INSERT INTO skips (follower, kind, seq, event, symbol, detail, recorded_ms) VALUES (?,?,?,?,?,?,?)",
-        [(follower, kind, seq, s.event, s.symbol, json.dumps(s.detail), now_ms) for s in plan.skips],
+        "INSERT INTO plans VALUES (?, ?, ?, ?)", [(p.follower, p.kind, p.number, p.planned_ms) for p in plans]
     )
-    return rows
+    values: list[tuple[object, ...]] = []
+    planned: list[list[IntentRow]] = []
+    for plan in plans:
+        follower, kind, seq, now_ms = plan.follower, plan.kind, plan.number, plan.planned_ms
+        rows = []
+        for idx, (intent, cid) in enumerate(plan.intents):
+            values.append(
+                (next_id, follower, kind, seq, idx, intent.leg.value, intent.symbol, intent.side, str(intent.qty),
+                 int(intent.reduce_only), cid, now_ms, now_ms)
+            )  # fmt: skip
+            rows.append(
+                IntentRow(next_id, follower, kind, seq, idx, intent, cid, IntentStatus.PENDING, None, ZERO, None, None)
+            )
+            next_id += 1
+        planned.append(rows)
+    db.executemany(
+        "INSERT INTO intents (id, follower, kind, seq, idx, leg, symbol, side, qty, reduce_only, client_order_id,"
+        " status, created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,'pending',?,?)",
+        values,
+    )
+    skips = [
+        (p.follower, p.kind, p.number, s.event, s.symbol, json.dumps(s.detail), p.planned_ms)
+        for p in plans
+        for s in p.skips
+    ]
+    if skips:
+        db.executemany(
+            "INSERT INTO skips (follower, kind, seq, event, symbol, detail, recorded_ms) VALUES (?,?,?,?,?,?,?)",
+            skips,
+        )
+    return planned
 
 
 class OrderBook(StateConnection):
@@ -81,7 +90,7 @@ class OrderBook(StateConnection):
         """Plans (intents with their client order ids, and skips) before anything is sent: several followers'
         in one durable commit (group commit: one fsync for many). Returns each plan's intent rows."""
         with self.transaction(durable=True) as db:
-            return [insert_plan(db, plan) for plan in plans]
+            return insert_plans(db, plans)
 
     def _intent_rows(self, where: str, args: tuple[object, ...]) -> list[IntentRow]:
         query = INTENT_SELECT + where + " ORDER BY id"  # `where` is always one of this module's literals
@@ -116,23 +125,16 @@ class OrderBook(StateConnection):
         return self._intent_rows("follower=?", (follower,))
 
     def mark_unknown(self, intent_id: int, error: str, now_ms: int) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE intents SET status='unknown', error=?, updated_ms=? WHERE id=?", (error, now_ms, intent_id)
-            )
+        self.write("UPDATE intents SET status='unknown', error=?, updated_ms=? WHERE id=?", (error, now_ms, intent_id))
 
     def mark_working(self, intent_id: int, order_id: str, now_ms: int) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE intents SET status='working', order_id=?, error=NULL, updated_ms=? WHERE id=?",
-                (order_id, now_ms, intent_id),
-            )
+        self.write(
+            "UPDATE intents SET status='working', order_id=?, error=NULL, updated_ms=? WHERE id=?",
+            (order_id, now_ms, intent_id),
+        )
 
     def mark_rejected(self, intent_id: int, error: str, now_ms: int) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE intents SET status='rejected', error=?, updated_ms=? WHERE id=?", (error, now_ms, intent_id)
-            )
+        self.write("UPDATE intents SET status='rejected', error=?, updated_ms=? WHERE id=?", (error, now_ms, intent_id))
 
     def record_outcome(
         self,

@@ -64,7 +64,7 @@ class OrderSigner:
         if recv_window is not None:
             fields["recvWindow"] = recv_window
         pairs = [(str(k), str(v)) for k, v in fields.items()]
-        if all(_UNRESERVED.fullmatch(k) and _UNRESERVED.fullmatch(v) for k, v in pairs):
+        if _UNRESERVED.fullmatch("".join(k + v for k, v in pairs)):  # every key and value: one match for all
             query = "&".join(f"{k}={v}" for k, v in pairs)  # what `quote` leaves as it is (the usual order)
         else:
             query = urlencode(pairs, quote_via=quote)

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.core.model import FollowerState, Intent, IntentStatus, Leg, PlanKind, PlanRecord
+from bot.core.model import FollowerState, Intent, IntentStatus, Leg, PlanKind, PlanRecord, Skip
 from bot.core.risk import fill_sums
 from bot.store.connection import StateWriteFailed
 from bot.store.db import Store
+from bot.store.rows import IntentRow
 
 D = Decimal
 
@@ -80,8 +81,46 @@ def test_spot_fills_keep_fees_a_holding_is_net_of_the_fee_in_the_asset_bought(tm
     assert store.spot_reserve("f") == {"ETH": D("0.5")}
 
 
+def test_a_chunk_of_plans_is_journaled_with_ids_after_every_one_ever_used(tmp_path: Path) -> None:
+    """A fan-out's chunk is a statement per table: the ids it hands out are the ones stored, in order, after the
+    highest ever used (a row gone since does not give its id back), and the next plan's come after them."""
+    store = Store(tmp_path / "s.sqlite3")
+    buy = Intent(Leg.OPEN, "ETHUSDT", "buy", D("0.1"), False)
+    close = Intent(Leg.CLOSE, "BTCUSDT", "sell", D("0.01"), True)
+    store.record_plans([PlanRecord("a", PlanKind.COPY, 1, [(buy, "cb-a-1")], (), 1)])
+    store._db.execute("DELETE FROM intents")  # the highest id used is gone: AUTOINCREMENT's counter keeps it
+    skip = Skip("sync_skipped_slippage", "ETHUSDT", {"price": "1"})
+    rows = store.record_plans(
+        [
+            PlanRecord("a", PlanKind.COPY, 2, [(close, "cb-a-2"), (buy, "cb-a-3")], (), 2),
+            PlanRecord("b", PlanKind.COPY, 2, [], (skip,), 2),
+            PlanRecord("c", PlanKind.COPY, 2, [(buy, "cb-c-2")], (), 2),
+        ]
+    )
+    assert [[(r.id, r.client_order_id, r.idx) for r in plan] for plan in rows] == [
+        [(2, "cb-a-2", 0), (3, "cb-a-3", 1)],
+        [],
+        [(4, "cb-c-2", 0)],
+    ]
+    assert store.intents_of("a", PlanKind.COPY, 2) == rows[0] and store.intents_of("c", PlanKind.COPY, 2) == rows[2]
+    assert store.skips("b") == [(2, "sync_skipped_slippage", "ETHUSDT")] and store.has_plan("b", PlanKind.COPY, 2)
+    store.activate_follower("c", D(1000), D(1000), copy_existing=True, now_ms=3)
+    store.change_investment("c", D(500), PlanKind.RELEASE, 9, [(close, "cb-c-9")], 3)
+    assert [r.id for r in store.intents_of("c", PlanKind.RELEASE, 9)] == [5]
+    with pytest.raises(sqlite3.IntegrityError):  # a plan journaled twice: the whole chunk is refused
+        store.record_plans([PlanRecord("d", PlanKind.COPY, 2, [(buy, "cb-d-2")], (), 4), rows_plan(rows, "c")])
+    assert store.intents_of("d", PlanKind.COPY, 2) == []
+    store.close()
+
+
+def rows_plan(rows: list[list[IntentRow]], follower: str) -> PlanRecord:
+    (row,) = next(plan for plan in rows if plan and plan[0].follower == follower)
+    return PlanRecord(follower, row.kind, row.number, [(row.intent, row.client_order_id)], (), 5)
+
+
 WRITES = [
-    "fill_buy", "fill_sell", "advance", "state", "closing", "finish", "investment", "position", "activate",
+    "fill_buy", "fill_sell", "advance", "advance_back", "advance_unignore", "refused", "state", "closing", "finish",
+    "investment", "position", "activate",
     "bootstrapped", "failed", "waiting",
 ]  # fmt: skip
 
@@ -123,6 +162,13 @@ def _write(store: Store, step: str, seq: int) -> None:
         store.record_outcome(row, IntentStatus.FILLED, f"o{seq}", D("0.1"), D(3000) + seq, seq)
     elif step == "advance":
         store.advance("f", seq)
+    elif step == "advance_back":  # a follower already further on stays there
+        store.advance("f", 1)
+    elif step == "advance_unignore":
+        store.advance("f", seq, unignore="ETHUSDT")
+    elif step == "refused":  # a one-statement write the database refuses (NOT NULL): nothing of it stays
+        with contextlib.suppress(sqlite3.IntegrityError):
+            store.write("UPDATE followers SET last_seq=NULL WHERE name='f'")
     elif step == "state":
         store.set_follower_state("f", FollowerState.ACTIVE, f"r{seq}")
     elif step == "closing":
