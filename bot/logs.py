@@ -29,7 +29,7 @@ OWN_FIELDS = frozenset(
     {
         "event", "level", "ts", "follower", "symbol", "side", "qty", "price", "status", "order_id",
         "client_order_id", "lead_change", "episode", "plan_clock_ms", "kind", "leg", "reduce_only", "filled",
-        "plans", "commits", "followers", "orders", "plan_commits", "fan_out_ms",
+        "plans", "commits", "followers", "orders", "plan_commits", "disk_syncs", "fan_out_ms",
     }
 )  # fmt: skip
 

@@ -1,5 +1,6 @@
 """A lead change copied to every follower ready for it at once (SPEC 3, 4), pipelined: plans are made and made
-durable in chunks, and each chunk's orders are on their way to the exchange while the next chunk is planned.
+durable in chunks; a chunk's fsync runs in a thread while the next chunk is planned, and its orders leave as
+soon as it is on disk.
 
 The rules are the worker's: an intent is durable before its order leaves, the stop loss is checked with the
 equity the plan is sized on, a follower's changes are copied in order. A follower that is not ready (busy in
@@ -40,7 +41,7 @@ def chunks(items: Sequence[T], first: int = FIRST_CHUNK) -> Iterator[Sequence[T]
 
 @dataclass(slots=True)
 class _Progress:
-    """What a fan-out has done so far: its orders' tasks, its plan commits (fsyncs), its orders."""
+    """What a fan-out has done so far: its orders' tasks, its plan commits, its orders."""
 
     sends: list[asyncio.Task[None]] = field(default_factory=list)
     commits: int = 0
@@ -129,7 +130,7 @@ class FanOut:
         when it stopped before every follower was planned (a read it needed failed, or the daemon stops): the
         ones left are at the change before, for their workers to copy. Orders already on their way are always
         seen to the end before it returns (cancelled only with it), so that no worker acts beside them."""
-        started = self.clock.now_ms()
+        started, syncs = self.clock.now_ms(), self.store.syncs
         done = _Progress()
         complete = False
         try:
@@ -148,6 +149,7 @@ class FanOut:
             followers=len(mirrors),
             orders=done.orders,
             plan_commits=done.commits,
+            disk_syncs=self.store.syncs - syncs,  # a sync that took several chunks' commits along is one
             fan_out_ms=self.clock.now_ms() - started,
         )
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -183,20 +185,24 @@ class FanOut:
                 planned.append(_Planned(mirror, mirror.orders.record_of(PlanKind.COPY, change.seq, plan), plan))
             if not planned:
                 continue
-            rows = self.journal.record_all([p.record for p in planned])
+            rows, on_disk = self.journal.record_all([p.record for p in planned])
             done.commits += 1
             for p, intents in zip(planned, rows, strict=True):
                 p.mirror.orders.journaled(p.record, p.plan, intents)
                 done.orders += len(intents)
-                done.sends.append(asyncio.create_task(self._send(p.mirror, stored, intents)))
-            await asyncio.sleep(0)  # this chunk's orders leave before the next chunk is planned
+                done.sends.append(asyncio.create_task(self._send(p.mirror, stored, intents, on_disk)))
+            await asyncio.sleep(0)  # the orders of a chunk on disk leave before the next chunk is planned
             crash_point(FAN_OUT_CHUNK)
         return True
 
     @staticmethod
-    async def _send(mirror: FollowerMirror, stored: StoredChange, intents: list[IntentRow]) -> None:
-        """One follower's orders for the change, then its progress. A failure leaves the intents for its worker
-        to resolve (looked up by client order id first), as a crash would."""
+    async def _send(
+        mirror: FollowerMirror, stored: StoredChange, intents: list[IntentRow], on_disk: asyncio.Future[None]
+    ) -> None:
+        """One follower's orders for the change once its plan is on disk, then its progress. A failure leaves
+        the intents for its worker to resolve (looked up by client order id first), as a crash would; a plan
+        that could not be synced to disk is never sent (the daemon stops: `StateWriteFailed`)."""
+        await on_disk
         try:
             await mirror.orders.send(intents)
         except OpensHalted:

@@ -1,12 +1,15 @@
 """The state file's connection: its transactions (savepoints, durable commits, the group commit at the end of
-an event loop turn), its schema brought up to date, its meta values, and the rows kept for the next read."""
+an event loop turn, commits made durable later by an fsync off the event loop), its schema brought up to date,
+its meta values, and the rows kept for the next read."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +19,20 @@ from bot.store.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 
 class StateWriteFailed(RuntimeError):
-    """A commit of the state failed (the disk is full or failing): nothing more is written by this process."""
+    """A commit of the state, or its sync to disk, failed (the disk is full or failing): nothing more is written
+    by this process."""
+
+
+SYNC_THREADS = 4  # syncs side by side: a fan-out's chunks (3 at 100 followers, 6 at 500) and a worker's
+
+
+def _fdatasync(path: str) -> None:
+    """The file's data on disk (any descriptor of a file flushes all of it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 class StateConnection:
@@ -28,12 +44,17 @@ class StateConnection:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._durable = True
+        self._sync_full = True  # the connection's synchronous setting: FULL (fsync at commit) or NORMAL
         self._batch_open = False  # a transaction holding changes not committed yet (see `transaction`)
         self._commit_scheduled = False
-        self._failed: sqlite3.Error | None = None
-        # told when a commit at the end of a loop turn fails (the daemon stops: see `transaction`)
-        self.on_commit_failure: Callable[[sqlite3.Error], None] | None = None
+        self._failed: Exception | None = None
+        # told when a commit at the end of a loop turn, or a sync (`on_disk`), fails: the daemon stops
+        self.on_commit_failure: Callable[[Exception], None] | None = None
+        self._commits = 0  # commits so far; those up to `_on_disk` are known to be on disk
+        self._on_disk = 0
+        self.syncs = 0  # fsyncs made (a FULL commit, or one in `on_disk`)
+        self._syncing: tuple[int, asyncio.Future[None]] | None = None  # the last sync begun: the commits it covers
+        self._sync_threads: ThreadPoolExecutor | None = None
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
         with self.transaction() as db:
@@ -61,9 +82,13 @@ class StateConnection:
         if self._failed is None:
             self._commit_batch()
         self._db.close()
+        if self._sync_threads is not None:
+            self._sync_threads.shutdown(wait=True)
 
     @contextmanager
-    def transaction(self, durable: bool = False, changes: str | None = None) -> Iterator[sqlite3.Connection]:
+    def transaction(
+        self, durable: bool = False, changes: str | None = None, synced: bool = True
+    ) -> Iterator[sqlite3.Connection]:
         """One state change, all or nothing (a savepoint). `durable` changes are committed and fsynced
         (synchronous=FULL) before this returns: those that precede an action on an exchange (intents,
         close-outs, settlements). The others (outcomes, progress, snapshots) are committed together at the end
@@ -71,8 +96,10 @@ class StateConnection:
         with synchronous=NORMAL, and before any durable one. This connection reads them at once; a crash of the
         process before that commit loses them, as a power cut could lose a NORMAL commit, and what they said is
         re-derived (an intent still pending is looked up by its client order id). `changes`: the follower whose
-        row or positions it writes (their kept copies are dropped, whether it commits or not)."""
-        self._begin(durable)
+        row or positions it writes (their kept copies are dropped, whether it commits or not). `synced=False`
+        (with `durable`): committed at once but not fsynced; the caller awaits `on_disk()` before the action it
+        precedes, and the event loop goes on meanwhile."""
+        self._begin(durable, synced)
         self._db.execute("SAVEPOINT change")
         try:
             yield self._db
@@ -88,8 +115,7 @@ class StateConnection:
         else:
             self._db.execute("RELEASE change")
             if durable:
-                self._db.execute("COMMIT")
-                self._batch_open = False
+                self._commit_batch()
             else:
                 self._commit_later()
         finally:
@@ -105,18 +131,46 @@ class StateConnection:
         finally:
             self._commit_later()  # the batch's other changes stand either way
 
-    def _begin(self, durable: bool) -> None:
+    def _begin(self, durable: bool, synced: bool = True) -> None:
         """Opens the batch (a durable change first commits the one open: it is not durable)."""
         if self._failed is not None:
-            raise StateWriteFailed(f"{self.path}: an earlier commit failed ({self._failed})") from self._failed
+            raise StateWriteFailed(f"{self.path}: an earlier commit or sync failed ({self._failed})") from self._failed
         if durable and self._batch_open:
             self._commit_batch()
         if not self._batch_open:
-            if durable != self._durable:
-                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                self._durable = durable
+            full = durable and synced
+            if full != self._sync_full:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+                self._sync_full = full
             self._db.execute("BEGIN IMMEDIATE")
             self._batch_open = True
+
+    async def on_disk(self) -> None:
+        """Returns once every commit made before the call is on disk: an fdatasync of the write-ahead log (what
+        synchronous=FULL does at each commit) in a thread, the event loop going on meanwhile. A call shares the
+        last sync begun if that one began after its commits, else begins its own at once (not after the ones in
+        flight: a fan-out's chunks are synced side by side). A sync that fails stops every later write (as a
+        refused commit does) and raises StateWriteFailed."""
+        wanted = self._commits
+        if self._on_disk >= wanted:
+            return
+        if self._failed is not None:
+            raise StateWriteFailed(f"{self.path}: an earlier commit or sync failed ({self._failed})") from self._failed
+        if self._syncing is None or self._syncing[0] < wanted:
+            self._syncing = (wanted, asyncio.ensure_future(self._sync(wanted)))
+        await asyncio.shield(self._syncing[1])
+
+    async def _sync(self, covers: int) -> None:
+        if self._sync_threads is None:
+            self._sync_threads = ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="state-sync")
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._sync_threads, _fdatasync, f"{self.path}-wal")
+        except OSError as exc:
+            if self._failed is None:
+                self._fail(exc)
+            raise StateWriteFailed(f"{self.path}: syncing the state to disk failed ({exc})") from exc
+        self.syncs += 1
+        self._on_disk = max(self._on_disk, covers)
 
     def _commit_later(self) -> None:
         """The open batch commits at the end of this event loop turn (at once outside an event loop)."""
@@ -135,27 +189,34 @@ class StateConnection:
         try:
             self._commit_batch()
         except sqlite3.Error as exc:
-            # the disk refused (full, I/O error): every later write raises StateWriteFailed, loudly, in the
-            # task that attempts it; the kept copies may hold what was lost, so they go
-            self._failed = exc
-            self._rows.clear()
-            self._positions.clear()
-            self._fills.clear()
-            self._leverage.clear()
-            with suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            self._batch_open = False
-            if self.on_commit_failure is not None:
-                self.on_commit_failure(exc)
-            else:
-                asyncio.get_running_loop().call_exception_handler(
-                    {"message": f"state commit failed: {exc}", "exception": exc}
-                )
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        """The disk refused a commit or a sync (full, I/O error): every later write raises StateWriteFailed,
+        loudly, in the task that attempts it; the kept copies may hold what was lost, so they go."""
+        self._failed = exc
+        self._rows.clear()
+        self._positions.clear()
+        self._fills.clear()
+        self._leverage.clear()
+        with suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+        self._batch_open = False
+        if self.on_commit_failure is not None:
+            self.on_commit_failure(exc)
+        else:
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": f"state commit failed: {exc}", "exception": exc}
+            )
 
     def _commit_batch(self) -> None:
         if self._batch_open:
             self._db.execute("COMMIT")
             self._batch_open = False
+            self._commits += 1
+            if self._sync_full:  # the WAL was fsynced: this commit and every one before it are on disk
+                self.syncs += 1
+                self._on_disk = self._commits
 
     # -- meta -------------------------------------------------------------------------------------
 

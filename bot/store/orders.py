@@ -86,10 +86,11 @@ class OrderBook(StateConnection):
         query = f"SELECT DISTINCT follower FROM intents WHERE {OPEN_SQL}"
         return {r[0] for r in self._db.execute(query)}
 
-    def record_plans(self, plans: list[PlanRecord]) -> list[list[IntentRow]]:
+    def record_plans(self, plans: list[PlanRecord], synced: bool = True) -> list[list[IntentRow]]:
         """Plans (intents with their client order ids, and skips) before anything is sent: several followers'
-        in one durable commit (group commit: one fsync for many). Returns each plan's intent rows."""
-        with self.transaction(durable=True) as db:
+        in one durable commit (group commit: one fsync for many). Returns each plan's intent rows. `synced=False`:
+        committed, and on disk once `on_disk()` returns (nothing of them is sent before)."""
+        with self.transaction(durable=True, synced=synced) as db:
             return insert_plans(db, plans)
 
     def _intent_rows(self, where: str, args: tuple[object, ...]) -> list[IntentRow]:

@@ -1,12 +1,21 @@
 """A fan-out's chunks: every follower once, in order, the first chunk small and each next one twice as big, so
-that a fan-out of N followers makes about log2(N/8) fsyncs."""
+that a fan-out of N followers makes about log2(N/16) + 1 commits; a chunk's orders wait until it is on disk."""
 
 from __future__ import annotations
 
+import asyncio
+from decimal import Decimal
+from typing import Any, cast
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.engine.fanout import chunks
+from bot.core.model import LeadChange
+from bot.engine.fanout import FanOut, chunks
+from bot.engine.mirror import FollowerMirror
+from bot.store.connection import StateWriteFailed
+from bot.store.rows import IntentRow, StoredChange
 
 
 @given(n=st.integers(min_value=0, max_value=3000), first=st.integers(min_value=1, max_value=64))
@@ -21,3 +30,43 @@ def test_chunks_cover_every_follower_once_in_order_doubling(n: int, first: int) 
 def test_a_hundred_followers_take_three_commits_and_five_hundred_six() -> None:
     assert [len(c) for c in chunks(list(range(100)))] == [16, 32, 52]
     assert len(list(chunks(list(range(500))))) == 6
+
+
+class _Orders:
+    def __init__(self) -> None:
+        self.sent: list[list[IntentRow]] = []
+
+    async def send(self, intents: list[IntentRow]) -> None:
+        self.sent.append(intents)
+
+
+class _Mirror:
+    """The two things `FanOut._send` asks of a follower's mirror: its orders sent, then its progress."""
+
+    def __init__(self) -> None:
+        self.orders = _Orders()
+        self.advanced: list[int] = []
+        self.log: Any = None
+
+    def advance(self, stored: StoredChange, ignored: bool) -> None:
+        self.advanced.append(stored.change.seq)
+
+
+async def test_a_chunks_orders_leave_once_its_plans_are_on_disk_and_never_if_the_sync_fails() -> None:
+    mirror = _Mirror()
+    stored = StoredChange(LeadChange(7, "ETHUSDT", Decimal(0), Decimal(1), None), Decimal(10000), 1)
+    intents = cast(list[IntentRow], ["an intent"])
+    on_disk: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    sending = asyncio.create_task(FanOut._send(cast(FollowerMirror, mirror), stored, intents, on_disk))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert mirror.orders.sent == [] and not sending.done()
+    on_disk.set_result(None)
+    await asyncio.wait_for(sending, 5)
+    assert mirror.orders.sent == [intents] and mirror.advanced == [7]
+
+    refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    refused.set_exception(StateWriteFailed("syncing the state to disk failed"))
+    with pytest.raises(StateWriteFailed):
+        await FanOut._send(cast(FollowerMirror, mirror), stored, intents, refused)
+    assert mirror.orders.sent == [intents] and mirror.advanced == [7]  # nothing sent, no progress

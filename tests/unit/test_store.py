@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import sqlite3
+import threading
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from hypothesis import strategies as st
 
 from bot.core.model import FollowerState, Intent, IntentStatus, Leg, PlanKind, PlanRecord, Skip
 from bot.core.risk import fill_sums
+from bot.store import connection
 from bot.store.connection import StateWriteFailed
 from bot.store.db import Store
 from bot.store.rows import IntentRow
@@ -269,7 +273,7 @@ async def test_a_commit_refused_at_the_end_of_a_turn_stops_every_later_write_and
     store.set_follower_position("f", "ETHUSDT", D(1))
     await asyncio.sleep(0)
     assert [str(e) for e in reported] == ["database or disk is full"]
-    with pytest.raises(StateWriteFailed, match="an earlier commit failed"):
+    with pytest.raises(StateWriteFailed, match="an earlier commit or sync failed"):
         store.advance("f", 2)
     assert store.follower_positions("f") == {}  # what was lost is not kept either
     store.close()
@@ -289,3 +293,76 @@ def test_the_leverage_kept_per_follower_follows_every_write(tmp_path: Path) -> N
     other = Store(path)
     assert (other.leverage_set("f", "ETHUSDT"), other.leverage_set("f", "BTCUSDT")) == (D(3), D(2))
     other.close()
+
+
+def _plan(follower: str, seq: int) -> PlanRecord:
+    intent = Intent(Leg.OPEN, "ETHUSDT", "buy", D("0.1"), False)
+    return PlanRecord(follower, PlanKind.COPY, seq, [(intent, f"cb-{follower}-{seq}")], (), seq)
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Waits (bounded) for something a sync thread does."""
+    for _ in range(2000):
+        if check():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("never happened")
+
+
+async def test_a_chunk_committed_now_is_on_disk_once_on_disk_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fan-out's chunk commits at once (another process reads it) and is fsynced in a thread: callers after the
+    same commits share a sync, a caller after a newer commit begins its own beside the one in flight, and none
+    returns before the fsync of the write-ahead log it waits for."""
+    path = tmp_path / "s.sqlite3"
+    store = Store(path)
+    started: list[str] = []
+    release = threading.Event()
+    real = connection._fdatasync
+
+    def held(wal: str) -> None:
+        started.append(wal)
+        release.wait(10)
+        real(wal)
+
+    monkeypatch.setattr(connection, "_fdatasync", held)
+    store.record_plans([_plan("a", 1), _plan("b", 1)], synced=False)
+    with contextlib.closing(sqlite3.connect(path)) as reader:  # committed: another process reads it at once
+        assert reader.execute("SELECT COUNT(*) FROM intents").fetchone()[0] == 2
+    first, second = asyncio.ensure_future(store.on_disk()), asyncio.ensure_future(store.on_disk())
+    await _until(lambda: len(started) == 1)
+    store.record_plans([_plan("c", 1)], synced=False)
+    third = asyncio.ensure_future(store.on_disk())
+    await _until(lambda: len(started) == 2)  # side by side with the first, not after it
+    assert not (first.done() or second.done() or third.done())
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second, third), 10)
+    assert started == [f"{path}-wal"] * 2 and store.syncs == 2
+    await store.on_disk()  # nothing committed since: no sync
+    store.record_plans([_plan("d", 1)])  # synced at commit (FULL): covers every commit before it
+    syncs = store.syncs
+    await store.on_disk()
+    assert store.syncs == syncs and len(started) == 2
+    store.close()
+
+
+async def test_a_sync_the_disk_refuses_stops_every_later_write_and_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "s.sqlite3")
+    store.activate_follower("f", D(1000), D(1000), copy_existing=True, now_ms=1)
+    reported: list[BaseException] = []
+    store.on_commit_failure = reported.append
+
+    def refused(wal: str) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(connection, "_fdatasync", refused)
+    store.record_plans([_plan("f", 1)], synced=False)
+    with pytest.raises(StateWriteFailed, match="syncing the state to disk failed"):
+        await store.on_disk()
+    assert [str(e) for e in reported] == ["[Errno 5] Input/output error"]
+    with pytest.raises(StateWriteFailed, match="an earlier commit or sync failed"):
+        store.advance("f", 2)
+    store.close()
