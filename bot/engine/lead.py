@@ -96,6 +96,8 @@ class LeadPoller:
                 lead_equity=equity,
             )
         if stored:
+            for item in stored:  # the plans' fresh mark, on its way before the fan-out is woken
+                self.prices.read_ahead(item.change.symbol)
             self.on_change()
             await self._check_leverage(positions, equity)
         return stored

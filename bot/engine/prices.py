@@ -99,14 +99,21 @@ class MarkPrices:
             marks = self._marks
         return marks
 
+    def read_ahead(self, symbol: str) -> None:
+        """Starts the read `for_plan` will make for a lead change just detected in `symbol`, now: it is on its
+        way while the fan-out picks its followers, and their plans join it (started before the fan-out is woken,
+        the request leaves first). Its failure, if any, is theirs to see."""
+        if symbol not in self._in_flight:
+            self._start(symbol, lambda: self._read_one(symbol)).add_done_callback(_retrieved)
+
     async def _shared(self, key: str, read: Callable[[], Awaitable[None]]) -> None:
         """Single flight: callers asking while a read is out wait for that read (and share its failure)."""
-        pending = self._in_flight.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(read())
-            self._in_flight[key] = pending
-            pending.add_done_callback(lambda _: self._in_flight.pop(key, None))
-        await asyncio.shield(pending)
+        await asyncio.shield(self._in_flight.get(key) or self._start(key, read))
+
+    def _start(self, key: str, read: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
+        pending = self._in_flight[key] = asyncio.ensure_future(read())
+        pending.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        return pending
 
     async def _read_all(self) -> None:
         self._marks = {**self._marks, **await self._venue.mark_prices(Priority.ORDER)}
@@ -116,3 +123,9 @@ class MarkPrices:
         sent = self._clock.now_ms()
         self._marks = {**self._marks, symbol: await self._venue.mark_price(symbol)}
         self._symbol_read[symbol] = sent
+
+
+def _retrieved(read: asyncio.Future[None]) -> None:
+    """A read ahead nobody joined: its failure is not an error of its own (the plans that need it read again)."""
+    if not read.cancelled():
+        read.exception()
