@@ -25,14 +25,15 @@ from bot.store.rows import IntentRow, StoredChange
 from bot.venue.errors import VenueError
 
 T = TypeVar("T")
-# the first orders leave after this many plans and one fsync; each next chunk is twice as big (16 against 8 saves an
-# fsync per fan-out: 100 followers ~33 ms against ~35 ms p50, `bench/copy_path.py`; 32 was no better)
+# the first orders leave after this many plans, one commit and its fsync; each next chunk is twice as big (16 against
+# 8 saves a commit and an fsync per fan-out: 100 followers ~33 ms against ~35 ms p50, `bench/copy_path.py`; 32 was no
+# better)
 FIRST_CHUNK = 16
 
 
 def chunks(items: Sequence[T], first: int = FIRST_CHUNK) -> Iterator[Sequence[T]]:
     """16, 32, 64, ...: the first orders leave early, and a fan-out of N followers makes about log2(N/16) + 1
-    fsyncs (100 followers: 3)."""
+    commits, each with its fsync (100 followers: 3)."""
     start, size = 0, first
     while start < len(items):
         yield items[start : start + size]

@@ -52,6 +52,6 @@ class PlanJournal:
                 future.set_result(plan_rows)
 
     def _committed(self, plans: int) -> None:
-        self.commits += 1  # (each an fsync, but for the chunks whose syncs a later one took along)
+        self.commits += 1
         if self.log is not None:
             self.log.debug("plans_journaled", plans=plans, commits=self.commits)

@@ -133,8 +133,7 @@ class StateConnection:
 
     def _begin(self, durable: bool, synced: bool = True) -> None:
         """Opens the batch (a durable change first commits the one open: it is not durable)."""
-        if self._failed is not None:
-            raise StateWriteFailed(f"{self.path}: an earlier commit or sync failed ({self._failed})") from self._failed
+        self._refuse_if_failed()
         if durable and self._batch_open:
             self._commit_batch()
         if not self._batch_open:
@@ -145,6 +144,10 @@ class StateConnection:
             self._db.execute("BEGIN IMMEDIATE")
             self._batch_open = True
 
+    def _refuse_if_failed(self) -> None:
+        if self._failed is not None:
+            raise StateWriteFailed(f"{self.path}: an earlier commit or sync failed ({self._failed})") from self._failed
+
     async def on_disk(self) -> None:
         """Returns once every commit made before the call is on disk: an fdatasync of the write-ahead log (what
         synchronous=FULL does at each commit) in a thread, the event loop going on meanwhile. A call shares the
@@ -154,8 +157,7 @@ class StateConnection:
         wanted = self._commits
         if self._on_disk >= wanted:
             return
-        if self._failed is not None:
-            raise StateWriteFailed(f"{self.path}: an earlier commit or sync failed ({self._failed})") from self._failed
+        self._refuse_if_failed()
         if self._syncing is None or self._syncing[0] < wanted:
             self._syncing = (wanted, asyncio.ensure_future(self._sync(wanted)))
         await asyncio.shield(self._syncing[1])

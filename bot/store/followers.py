@@ -208,11 +208,12 @@ class FollowerBook(OrderBook):
     def advance(self, name: str, seq: int, unignore: str | None = None) -> None:
         """The follower has copied up to lead change `seq` (and leaves `unignore` alone no more, in the same
         change). Its kept row follows (every change copied writes this: its row is not read again for it)."""
+        progress = ("UPDATE followers SET last_seq=? WHERE name=? AND last_seq < ?", (seq, name, seq))
         if unignore is None:
-            moved = self.write("UPDATE followers SET last_seq=? WHERE name=? AND last_seq < ?", (seq, name, seq))
+            moved = self.write(*progress)
         else:
             with self.transaction() as db:
-                moved = db.execute("UPDATE followers SET last_seq=? WHERE name=? AND last_seq < ?", (seq, name, seq))
+                moved = db.execute(*progress)
                 db.execute("DELETE FROM follower_ignored WHERE follower=? AND symbol=?", (name, unignore))
         kept = self._rows.get(name)
         if moved.rowcount and kept is not None:
