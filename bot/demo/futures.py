@@ -155,9 +155,10 @@ def _fresh_state(state_dir: Path) -> Path:
 
 
 def settlement_summary(store: Any, state_dir: Path) -> str:
-    """One line per settled cycle, then the Markdown report of the latest cycle with a profit share."""
+    """One line per settled cycle, then the Markdown report of the latest cycle with a profit share, else of the
+    latest with a compensation, else of the latest."""
     lines = ["settlements (lead -> follower compensation, follower -> lead profit share):"]
-    shown = None
+    shown: dict[str, str] = {}  # the latest cycle of each kind
     for cycle in sorted(store.settlement.settled_cycles(), key=lambda c: int(c.split("-")[1])):
         rows = store.settlement.rows(cycle)
         comp = sum((r.compensation for r in rows), Decimal(0))
@@ -166,11 +167,15 @@ def settlement_summary(store: Any, state_dir: Path) -> str:
             f"  {cycle}: compensation {comp:.2f}, profit share {share:.2f}  "
             f"{state_dir / 'reports' / cycle / 'settlement.md'}"
         )
-        if share > 0 or shown is None:
-            shown = cycle
-    if shown is None:
+        shown["any"] = cycle
+        if share > 0:
+            shown["share"] = cycle
+        if comp > 0:
+            shown["compensation"] = cycle
+    if not shown:
         return "no cycle ended during the run"
-    lines += ["", (state_dir / "reports" / shown / "settlement.md").read_text()]
+    report = shown.get("share") or shown.get("compensation") or shown["any"]
+    lines += ["", (state_dir / "reports" / report / "settlement.md").read_text()]
     return "\n".join(lines)
 
 
