@@ -97,15 +97,16 @@ class FanOut:
 
     def ready(self, stored: StoredChange, mirrors: Iterable[FollowerMirror]) -> list[FollowerMirror]:
         """The followers this fan-out copies `stored` to, held (their workers wait) until `release`: active,
-        copied up to the change before, nothing unresolved, an account read in hand, not busy. What every
-        follower needs is read in a few statements for all, not per follower."""
+        copied up to the change before, nothing unresolved, an account read in hand, not busy. A follower's row
+        is the one the store keeps (its own writes write it through or drop it: read again only then), the
+        rest is read in two statements for all: no statement per follower, and no read of every row on the
+        change's critical path (0.7 ms of 100 followers' fan-out, issue 12's profile)."""
         seq = stored.change.seq
-        rows = {row.name: row for row in self.store.followers()}
         unresolved = self.store.followers_with_open_intents()
         planned = self.store.planned(PlanKind.COPY, seq)
         held = []
         for mirror in mirrors:
-            row = rows.get(mirror.name)
+            row = self.store.follower(mirror.name)
             if (
                 row is None
                 or row.state != FollowerState.ACTIVE

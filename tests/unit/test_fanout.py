@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.model import LeadChange
+from bot.core.model import FollowerState, LeadChange
+from bot.engine.clock import SystemClock
 from bot.engine.fanout import FanOut, chunks
+from bot.engine.journal import PlanJournal
 from bot.engine.mirror import FollowerMirror
 from bot.store.connection import StateWriteFailed
+from bot.store.db import Store
 from bot.store.rows import IntentRow, StoredChange
 
 
@@ -70,3 +74,58 @@ async def test_a_chunks_orders_leave_once_its_plans_are_on_disk_and_never_if_the
     with pytest.raises(StateWriteFailed):
         await FanOut._send(cast(FollowerMirror, mirror), stored, intents, refused)
     assert mirror.orders.sent == [intents] and mirror.advanced == [7]  # nothing sent, no progress
+
+
+class _Held:
+    """What `FanOut.ready` asks of a follower's mirror besides its row: an account read in hand, no close-out
+    asked for, and its claim (its worker is not busy)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.estimating = True
+        self.end_request: str | None = None
+        self.claimed = False
+
+    def claim(self) -> bool:
+        if self.claimed:
+            return False
+        self.claimed = True
+        return True
+
+    def unclaim(self) -> None:
+        self.claimed = False
+
+
+def test_a_fan_out_holds_a_follower_by_its_row_as_the_store_last_wrote_it(tmp_path: Path) -> None:
+    """`ready` reads the rows the store keeps (not every row per change): each write through the store, by
+    this process or before a restart, is what it sees next."""
+    store = Store(tmp_path / "state.sqlite3")
+    price = Decimal(3000)
+    store.record_lead_changes([("ETHUSDT", Decimal(0), Decimal(1), price, price, price)], Decimal(10000), 1)
+    for name in ("a", "b", "c"):
+        store.activate_follower(name, Decimal(1000), Decimal(1000), False, 1)
+        store.mark_bootstrapped(name)
+    store.record_lead_changes([("ETHUSDT", Decimal(1), Decimal(2), price, price, price)], Decimal(10000), 2)
+    (stored,) = store.changes_after(1)
+    fan_out = FanOut(store, PlanJournal(store), SystemClock(), None)
+    mirrors = {name: _Held(name) for name in ("a", "b", "c")}
+    as_mirrors = cast(list[FollowerMirror], list(mirrors.values()))
+
+    def held() -> list[str]:
+        holding = fan_out.ready(stored, as_mirrors)
+        FanOut.release(holding)
+        return [m.name for m in holding]
+
+    assert held() == ["a", "b", "c"]
+    store.begin_close_out("b", FollowerState.ENDED, "removed", 3)  # a close-out: not copied to any more
+    store.advance("c", stored.change.seq)  # copied already (by its worker)
+    assert held() == ["a"]
+    mirrors["a"].claimed = True  # busy in its worker
+    assert held() == []
+    store.close()
+    reopened = Store(tmp_path / "state.sqlite3")  # a restart: the rows as the disk has them
+    fan_out = FanOut(reopened, PlanJournal(reopened), SystemClock(), None)
+    assert held() == []
+    mirrors["a"].claimed = False
+    assert held() == ["a"]
+    reopened.close()
