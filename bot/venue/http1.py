@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import cast
 from urllib.parse import urlsplit
 
 import certifi
@@ -55,8 +56,9 @@ class _Connection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream connection's transport: an `asyncio.Transport` on asyncio's own loop, a class of its own (same
+        # methods) on uvloop's, which is no subclass of it
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -186,3 +186,19 @@ def test_a_header_with_a_line_break_is_refused_without_echoing_it() -> None:
 def test_only_http_urls_are_origins() -> None:
     with pytest.raises(ValueError, match="not an http"):
         Origin("ftp://example.com", None)
+
+
+def test_requests_go_out_on_an_event_loop_whose_transports_are_not_asyncio_classes() -> None:
+    """uvloop's transports (uvloop comes with ccxt) do not subclass `asyncio.Transport`: an embedding that runs
+    the daemon's venues on it still sends its orders, rather than failing each in `connection_made` (every
+    outcome unknown, then every order abandoned after its attempts)."""
+    import uvloop
+
+    async def three_requests() -> list[int]:
+        async with serving(lambda _: ok()) as (server, origin):
+            answers = [await origin.send(head_of(origin), b"a=%d" % n, 5) for n in range(3)]
+            assert server.connections == 1
+            return [a.status for a in answers]
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(three_requests()) == [200, 200, 200]
