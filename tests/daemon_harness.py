@@ -222,6 +222,15 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15, 
         await asyncio.sleep(0.05)
 
 
+async def wait_until(condition: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
+    """`eventually` for a condition read without an await (what a thread or a callback did)."""
+
+    async def check() -> bool:
+        return condition()
+
+    await eventually(check, timeout, what)
+
+
 async def wait_positions(paper: Paper, expected: dict[str, dict[str, Decimal]], timeout: float = 15) -> None:
     async def check() -> bool:
         return all([await positions(paper, n) == want for n, want in expected.items()])

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from bot.venue.http1 import ConnectionLost, Origin
-from tests.daemon_harness import eventually
+from tests.daemon_harness import wait_until
 
 Script = Callable[[bytes], bytes | None]  # the request's bytes -> the answer's bytes (None: close at once)
 
@@ -66,13 +66,6 @@ async def serving(script: Script) -> AsyncIterator[tuple[Server, Origin]]:
 
 def head_of(origin: Origin) -> bytes:
     return origin.head("POST", "/fapi/v1/order", {"X-MBX-APIKEY": "key", "Content-Type": "text/plain"})
-
-
-async def wait_until(condition: Callable[[], bool]) -> None:
-    async def check() -> bool:
-        return condition()
-
-    await eventually(check, 10)
 
 
 async def test_requests_share_one_kept_alive_connection_and_reach_the_server_byte_for_byte() -> None:

@@ -8,7 +8,6 @@ import errno
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from bot.store import connection
 from bot.store.connection import StateWriteFailed
 from bot.store.db import Store
 from bot.store.rows import IntentRow
+from tests.daemon_harness import wait_until
 
 D = Decimal
 
@@ -300,15 +300,6 @@ def _plan(follower: str, seq: int) -> PlanRecord:
     return PlanRecord(follower, PlanKind.COPY, seq, [(intent, f"cb-{follower}-{seq}")], (), seq)
 
 
-async def _until(check: Callable[[], bool]) -> None:
-    """Waits (bounded) for something a sync thread does."""
-    for _ in range(2000):
-        if check():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("never happened")
-
-
 async def test_a_chunk_committed_now_is_on_disk_once_on_disk_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -331,10 +322,10 @@ async def test_a_chunk_committed_now_is_on_disk_once_on_disk_returns(
     with contextlib.closing(sqlite3.connect(path)) as reader:  # committed: another process reads it at once
         assert reader.execute("SELECT COUNT(*) FROM intents").fetchone()[0] == 2
     first, second = asyncio.ensure_future(store.on_disk()), asyncio.ensure_future(store.on_disk())
-    await _until(lambda: len(started) == 1)
+    await wait_until(lambda: len(started) == 1)
     store.record_plans([_plan("c", 1)], synced=False)
     third = asyncio.ensure_future(store.on_disk())
-    await _until(lambda: len(started) == 2)  # side by side with the first, not after it
+    await wait_until(lambda: len(started) == 2)  # side by side with the first, not after it
     assert not (first.done() or second.done() or third.done())
     release.set()
     await asyncio.wait_for(asyncio.gather(first, second, third), 10)
