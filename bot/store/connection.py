@@ -208,7 +208,7 @@ class StateConnection:
             self.on_commit_failure(exc)
         else:
             asyncio.get_running_loop().call_exception_handler(
-                {"message": f"state commit failed: {exc}", "exception": exc}
+                {"message": f"state commit or sync failed: {exc}", "exception": exc}
             )
 
     def _commit_batch(self) -> None:
