@@ -212,7 +212,7 @@ class Runtime(Supervisor):
         self._spawn(poller.run(self.stopping), "lead")
         timeout, markets_from = self.settings.bot.request_timeout_ms, self.market_source.client
         if self.kind.mark_stream:  # spot: last prices by REST at a bounded rate instead
-            marks = mark_stream(lead, timeout, markets_from, self.prices.update, self.clock, self.stopping, self.log)
+            marks = mark_stream(lead, self.http, timeout, self.prices.update, self.clock, self.stopping, self.log)
             self._spawn(marks, "mark-stream")
         if self.settings.bot.lead_source == "stream":
             interval = self.settings.bot.reconcile_interval_s

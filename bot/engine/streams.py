@@ -13,22 +13,29 @@ from bot.engine.clock import Clock
 from bot.engine.lead import LeadPoller, LeadStream
 from bot.settings import AccountSettings
 from bot.venue.ccxt_venue import build_client
-from bot.venue.marks import MarkStream
+from bot.venue.http import SharedHttp
+from bot.venue.marks import MarkStream, mark_stream_url
 from bot.venue.stream import PositionStream
 
 
-def mark_stream(
+async def mark_stream(
     lead: AccountSettings,
+    http: SharedHttp,
     timeout_ms: int,
-    markets_from: Any,
     on_marks: Callable[[dict[str, Decimal], dict[str, tuple[Decimal, int]]], None],
     clock: Clock,
     stopping: asyncio.Event,
     log: Any,
-) -> Coroutine[Any, Any, None]:
-    """One public stream for every market's mark price and funding: each update goes to `on_marks`."""
-    stream = MarkStream(lambda: build_client(lead, timeout_ms, stream=True), markets_from, clock.now_ms, log)
-    return stream.run(on_marks, stopping)
+) -> None:
+    """One public stream for every market's mark price and funding, at the URL ccxt.pro would subscribe to for
+    the lead's environment: each update goes to `on_marks`."""
+    client = build_client(lead, timeout_ms, stream=True)
+    try:
+        url = mark_stream_url(client)
+    finally:
+        await client.close()
+    stream = MarkStream(url, lambda: http.session, timeout_ms / 1000, clock.now_ms, log)
+    await stream.run(on_marks, stopping)
 
 
 def lead_stream(
