@@ -15,7 +15,7 @@ from bot.store.db import Store
 from bot.store.rows import StoredChange
 from bot.venue.ccxt_venue import AccountVenue
 from bot.venue.errors import Fatal, VenueError
-from bot.venue.stream import PositionStream
+from bot.venue.stream import Outage, PositionStream
 
 LEAD_LEVERAGE_LOCK = Decimal(5)
 
@@ -171,16 +171,12 @@ class LeadStream:
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = 0.5
-        down_since: int | None = None
+        outage = Outage("stream", self.clock.now_ms, self.log)
         while not stopping.is_set():
             stream = self.open_stream()
             try:
                 await stream.next_change(stopping)  # the first watch subscribes (after a REST snapshot)
-                if down_since is None:
-                    self.log.info("stream_connected")
-                else:
-                    self.log.info("stream_resumed", gap_ms=self.clock.now_ms() - down_since)
-                    down_since = None
+                outage.up()
                 self.poller.interval_s = self.reconcile_interval_s
                 await self.poller.poll_once()  # whatever happened while connecting or down
                 backoff = 0.5
@@ -191,9 +187,7 @@ class LeadStream:
                 if stopping.is_set():
                     break
                 self.poller.interval_s = self.poller.poll_interval_s
-                if down_since is None:
-                    down_since = self.clock.now_ms()
-                    self.log.warning("stream_disconnected", error=str(exc)[:300])
+                outage.down(str(exc))
                 with contextlib.suppress(VenueError):
                     await self.poller.poll_once()
                 with contextlib.suppress(TimeoutError):

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bot.venue.stream import until_stopped
+from bot.venue.stream import Outage, until_stopped
 
 Marks = dict[str, Decimal]
 Funding = dict[str, tuple[Decimal, int]]
@@ -80,7 +80,7 @@ class MarkStream:
     async def run(self, on_marks: Callable[[Marks, Funding], None], stopping: asyncio.Event) -> None:
         """Follows the stream until `stopping`; reconnects with backoff (logged once per outage)."""
         backoff = 0.5
-        down_since: int | None = None
+        outage = Outage("mark_stream", self.clock_ms, self.log)
         while not stopping.is_set():
             try:
                 async with self.session().ws_connect(
@@ -106,18 +106,12 @@ class MarkStream:
                             continue
                         if not self.connected:
                             self.connected = True
-                            if down_since is None:
-                                self.log.info("mark_stream_connected")
-                            else:
-                                self.log.info("mark_stream_resumed", gap_ms=self.clock_ms() - down_since)
-                                down_since = None
+                            outage.up()
                             backoff = 0.5
                         on_marks(marks, funding)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 self.connected = False
-                if down_since is None:
-                    down_since = self.clock_ms()
-                    self.log.warning("mark_stream_disconnected", error=f"{type(exc).__name__}: {exc}"[:300])
+                outage.down(f"{type(exc).__name__}: {exc}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 10.0)

@@ -16,7 +16,8 @@ T = TypeVar("T")
 
 
 async def until_stopped(watch_once: Callable[[], Awaitable[T]], stopping: asyncio.Event) -> T | None:
-    """One ccxt.pro watch, or None as soon as `stopping` is set (the watch is then cancelled)."""
+    """One awaited read (a ccxt.pro watch, a websocket's next message), or None as soon as `stopping` is set
+    (the read is then cancelled)."""
     watch = asyncio.ensure_future(watch_once())
     stop = asyncio.ensure_future(stopping.wait())
     try:
@@ -30,6 +31,29 @@ async def until_stopped(watch_once: Callable[[], Awaitable[T]], stopping: asynci
     if watch.done() and not watch.cancelled():
         return watch.result()
     return None
+
+
+class Outage:
+    """A stream's connection as its log tells it: `<name>_connected` the first time it is up,
+    `<name>_disconnected` once per outage (however many reconnects fail), `<name>_resumed` with the gap."""
+
+    def __init__(self, name: str, clock_ms: Callable[[], int], log: Any) -> None:
+        self.name = name
+        self.clock_ms = clock_ms
+        self.log = log
+        self.down_since: int | None = None
+
+    def up(self) -> None:
+        if self.down_since is None:
+            self.log.info(f"{self.name}_connected")
+        else:
+            self.log.info(f"{self.name}_resumed", gap_ms=self.clock_ms() - self.down_since)
+            self.down_since = None
+
+    def down(self, error: str) -> None:
+        if self.down_since is None:
+            self.down_since = self.clock_ms()
+            self.log.warning(f"{self.name}_disconnected", error=error[:300])
 
 
 class StreamError(Temporary):
